@@ -1,0 +1,50 @@
+"""Privacy hashing. See README "What tinytrack stores".
+
+- ``unique_hash`` = BLAKE2b keyed with the salt of the hit's UTC day over (site, path, visitor
+  identity). Salts are random, kept in the database and deleted once older than yesterday, so a
+  hash cannot be recomputed or linked to another day's: unique hits reset daily at 00:00 UTC.
+- ``visitor_hash`` = the same without the path (groups a visitor's page views into a journey).
+  When the caller supplies a stable ``visitor_id`` it is keyed with the site's own secret instead,
+  so the caller's identifier is never stored in clear.
+- The visitor identity is the IP address and user agent of the request; the IP is used here and
+  then forgotten: no column of any table holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+DIGEST_BYTES = 8  # 16 hex chars: collisions need ~4 billion visitors of one site in one day
+
+
+def _hash(key: bytes, *parts: str) -> str:
+    h = hashlib.blake2b(key=key[:64], digest_size=DIGEST_BYTES)
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def identity(ip_address: str | None, user_agent: str | None) -> str:
+    """Anonymous request identity fed to the hashes; random when nothing identifies the caller
+    (a server-side hit with no IP, user agent or visitor id counts as its own visitor)."""
+    if not ip_address and not user_agent:
+        return "r:" + secrets.token_hex(16)
+    return f"a:{(ip_address or '').strip()}|{user_agent or ''}"
+
+
+def unique_hash(salt: bytes, site_id: int, path: str, who: str) -> str:
+    return _hash(salt, str(site_id), path, who)
+
+
+def visitor_hash(salt: bytes, site_id: int, who: str) -> str:
+    return _hash(salt, str(site_id), who)
+
+
+def stable_visitor_hash(site_secret: bytes, site_id: int, visitor_id: str) -> str:
+    return _hash(site_secret, str(site_id), "v:" + visitor_id)
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(32)

@@ -1,0 +1,189 @@
+"""Read queries over hits and rollups. SQL lives here as constants; filters are whitelisted
+fragments and every value is a bound parameter."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import aiosqlite
+
+from tinytrack.engine import clock
+from tinytrack.engine.ingest import SiteInfo
+from tinytrack.engine.rollups import dimension
+from tinytrack.models import Hit, Pagination
+
+HIT_COLUMNS = (
+    "id, COALESCE(url, ? || path), path, referrer, country, browser_name, platform_name, "
+    "is_mobile, source, created_at"
+)
+_FILTERS = {
+    "country": "AND country = ?",
+    "path": "AND path = ?",
+    "referrer": "AND referrer LIKE ? ESCAPE '\\'",
+}
+RAW_WHERE = "WHERE site_id = ? AND created_at >= ? AND created_at < ? "
+ROLLUP_UTC = """
+SELECT value, SUM(hits) AS h, SUM(uniques) AS u, COUNT(*) OVER () AS groups
+FROM hit_rollups
+WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ?
+GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?
+"""
+ROLLUP_LOCAL = """
+SELECT value, SUM(hits) AS h, SUM(uniques) AS u, COUNT(*) OVER () AS groups
+FROM hit_rollups
+WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ? AND local_day BETWEEN ? AND ?
+GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?
+"""
+ROLLUP_GROUPS_UTC = """
+SELECT COUNT(DISTINCT value) FROM hit_rollups
+WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ?
+"""
+ROLLUP_GROUPS_LOCAL = """
+SELECT COUNT(DISTINCT value) FROM hit_rollups
+WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ? AND local_day BETWEEN ? AND ?
+"""
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def time_bounds(site: SiteInfo, start_day: int, end_day: int, mode: str) -> tuple[int, int]:
+    """[start, end) in Unix seconds covering the inclusive day range in the chosen mode."""
+    tz = site.timezone if mode == "user" else "UTC"
+    return clock.local_midnight(tz, start_day), clock.local_midnight(tz, end_day + 1)
+
+
+def _raw_filters(filters: dict[str, str | None]) -> tuple[str, list[Any]]:
+    sql, args = "", []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        sql += _FILTERS[name] + " "
+        args.append(like_pattern(value) if name == "referrer" else value)
+    return sql, args
+
+
+def pagination(page: int, per_page: int, total: int) -> Pagination:
+    return Pagination(
+        current_page=page,
+        per_page=per_page,
+        total_count=total,
+        total_pages=math.ceil(total / per_page) if total else 0,
+    )
+
+
+async def raw_hits(
+    conn: aiosqlite.Connection,
+    site: SiteInfo,
+    bounds: tuple[int, int],
+    filters: dict[str, str | None],
+    page: int,
+    per_page: int,
+) -> tuple[list[Hit], int]:
+    extra, extra_args = _raw_filters(filters)
+    where_args = [site.id, *bounds, *extra_args]
+    async with conn.execute(
+        "SELECT COUNT(*) FROM hits " + RAW_WHERE + extra, where_args
+    ) as cur:
+        row = await cur.fetchone()
+    total = int(row[0]) if row else 0
+    sql = (
+        f"SELECT {HIT_COLUMNS} FROM hits "
+        + RAW_WHERE
+        + extra
+        + "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+    )
+    hits: list[Hit] = []
+    async with conn.execute(
+        sql, [site.base_url, *where_args, per_page, (page - 1) * per_page]
+    ) as cur:
+        async for r in cur:
+            hits.append(
+                Hit(
+                    id=r[0],
+                    url=r[1],
+                    path=r[2],
+                    referrer=r[3],
+                    country=r[4],
+                    browser_name=r[5],
+                    platform_name=r[6],
+                    is_mobile=bool(r[7]),
+                    source=r[8],
+                    created_at=clock.iso(r[9]),
+                )
+            )
+    return hits, total
+
+
+GroupRow = tuple[str, int, int]
+
+
+async def grouped_from_raw(
+    conn: aiosqlite.Connection,
+    site: SiteInfo,
+    group_by: str,
+    bounds: tuple[int, int],
+    filters: dict[str, str | None],
+    page: int,
+    per_page: int,
+) -> tuple[list[GroupRow], int]:
+    _code, column = dimension(group_by)
+    extra, extra_args = _raw_filters(filters)
+    sql = (
+        f"SELECT COALESCE({column}, '') AS value, COUNT(*) AS h, SUM(is_unique) AS u, "
+        "COUNT(*) OVER () FROM hits "
+        + RAW_WHERE
+        + extra
+        + "GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?"
+    )
+    args = [site.id, *bounds, *extra_args, per_page, (page - 1) * per_page]
+    async with conn.execute(sql, args) as cur:
+        rows = list(await cur.fetchall())
+    if rows:
+        return [(r[0], r[1], r[2]) for r in rows], int(rows[0][3])
+    count_sql = (
+        f"SELECT COUNT(DISTINCT COALESCE({column}, '')) FROM hits " + RAW_WHERE + extra
+    )
+    async with conn.execute(count_sql, [site.id, *bounds, *extra_args]) as cur:
+        row = await cur.fetchone()
+    return [], int(row[0]) if row else 0
+
+
+async def grouped_from_rollups(
+    conn: aiosqlite.Connection,
+    site: SiteInfo,
+    group_by: str,
+    days: tuple[int, int],
+    mode: str,
+    page: int,
+    per_page: int,
+) -> tuple[list[GroupRow], int]:
+    code, _column = dimension(group_by)
+    start, end = days
+    if mode == "user" and site.timezone != "UTC":
+        # A local day overlaps at most the UTC day before, of, and after it.
+        where = [site.id, code, start - 1, end + 1, start, end]
+        sql, count_sql = ROLLUP_LOCAL, ROLLUP_GROUPS_LOCAL
+    else:
+        where = [site.id, code, start, end]
+        sql, count_sql = ROLLUP_UTC, ROLLUP_GROUPS_UTC
+    async with conn.execute(sql, [*where, per_page, (page - 1) * per_page]) as cur:
+        rows = list(await cur.fetchall())
+    if rows:
+        return [(r[0], r[1], r[2]) for r in rows], int(rows[0][3])
+    async with conn.execute(count_sql, where) as cur:
+        row = await cur.fetchone()
+    return [], int(row[0]) if row else 0
+
+
+def shape_group(group_by: str, row: GroupRow, *, with_uniques: bool) -> dict[str, Any]:
+    value, hits, uniques = row
+    if group_by == "path":
+        out: dict[str, Any] = {"path": value, "views": hits}
+        if with_uniques:
+            out["unique_views"] = uniques
+        return out
+    return {group_by: value if value != "" else None, "hit_count": hits}
