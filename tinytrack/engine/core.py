@@ -219,6 +219,10 @@ class Engine:
             raise NotFound("Site not found")
         return found[0]
 
+    async def check_site(self, site_id: int) -> None:
+        """Raise ``NotFound`` unless the site exists (cached; cheap enough for every request)."""
+        await self._site_info(site_id)
+
     async def site_by_uid(self, uid: str) -> Site:
         info = await self._site_info_by_uid(uid)
         return await self.get_site(info.id)

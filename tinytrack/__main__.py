@@ -1,0 +1,3 @@
+from tinytrack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""``tinytrack`` command line: a thin layer over the library. Domain errors become exit codes
+here and only here (see EXIT_CODES)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from tinytrack import __version__
+from tinytrack.config import Settings
+from tinytrack.engine import Engine
+from tinytrack.errors import InvalidParameter, NotFound, TinytrackError
+from tinytrack.models import to_builtins
+
+EXIT_CODES: dict[type[TinytrackError], int] = {InvalidParameter: 2, NotFound: 3}
+
+
+def _program() -> str:
+    """How the user can call us again: `tinytrack` if it is on PATH, else the full path."""
+    if shutil.which("tinytrack"):
+        return "tinytrack"
+    here = Path(sys.executable).with_name("tinytrack")
+    if here.exists():
+        return shlex.quote(str(here))
+    return shlex.quote(sys.executable) + " -m tinytrack"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinytrack",
+        description="Privacy-first web analytics in one SQLite file.",
+    )
+    parser.add_argument("--version", action="version", version=f"tinytrack {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--db",
+            default=None,
+            help="SQLite database file (default: $TINYTRACK_DB or ./tinytrack.db)",
+        )
+        return p
+
+    serve = with_db(sub.add_parser("serve", help="run the HTTP server"))
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="API requests per key per hour (default 1000; 0 = unlimited)",
+    )
+
+    site = sub.add_parser("site", help="manage sites").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = with_db(site.add_parser("add", help="add a site to track"))
+    add.add_argument("url", help="the site's address, e.g. https://example.com")
+    add.add_argument("--label", default=None, help="a name for the site")
+    add.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Warsaw")
+    add.add_argument("--json", action="store_true", help="print one JSON object")
+    site_list = with_db(site.add_parser("list", help="list sites"))
+    site_list.add_argument("--json", action="store_true", help="print JSON")
+
+    key = sub.add_parser("key", help="manage API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = with_db(key.add_parser("create", help="create an API key (shown once)"))
+    access = create.add_mutually_exclusive_group()
+    access.add_argument(
+        "--read-only", dest="access", action="store_const", const="read_only",
+        help="GET endpoints only (default)",
+    )
+    access.add_argument(
+        "--full-access", dest="access", action="store_const", const="full_access",
+        help="also allowed to write hits",
+    )
+    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    key_list = with_db(key.add_parser("list", help="list API keys (never the secrets)"))
+    key_list.add_argument("--json", action="store_true", help="print JSON")
+    revoke = with_db(key.add_parser("revoke", help="revoke an API key"))
+    revoke.add_argument("key", help="key id, prefix (as in `key list`) or the key itself")
+    revoke.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(db=args.db)
+        if args.command == "serve":
+            return serve(settings, args)
+        return asyncio.run(_with_engine(settings.db, COMMANDS[(args.command, args.action)], args))
+    except TinytrackError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _with_engine(
+    db: str, command: Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]],
+    args: argparse.Namespace,
+) -> int:
+    engine = await Engine.open(db, maintenance=False)
+    try:
+        await command(engine, args, sys.stdout)
+    finally:
+        await engine.close()
+    return 0
+
+
+def _print_json(out: TextIO, value: Any) -> None:
+    out.write(json.dumps(to_builtins(value), indent=None) + "\n")
+
+
+async def site_add(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    site = await engine.create_site(args.url, label=args.label, timezone=args.timezone)
+    if args.json:
+        _print_json(out, site)
+        return
+    out.write(f"Added site {site.url}\n  id:  {site.id}\n  uid: {site.uid}\n")
+    keys = await engine.list_keys()
+    if not any(k.access_type == "full_access" and k.revoked_at is None for k in keys):
+        out.write(f"\nNext: create an API key with  {_program()} key create --full-access\n")
+
+
+async def site_list(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    sites = await engine.list_sites()
+    if args.json:
+        _print_json(out, sites)
+        return
+    if not sites:
+        out.write(f"No sites yet. Add one with  {_program()} site add https://example.com\n")
+        return
+    out.write(f"{'ID':>4}  {'UID':<10}  {'HITS':>9}  {'UNIQUE':>9}  {'TIMEZONE':<20} URL\n")
+    for s in sites:
+        out.write(
+            f"{s.id:>4}  {s.uid:<10}  {s.lifetime_hits:>9}  {s.lifetime_unique_hits:>9}  "
+            f"{s.timezone:<20} {s.url}{'  (' + s.label + ')' if s.label else ''}\n"
+        )
+
+
+async def key_create(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    new = await engine.create_key(args.access or "read_only", name=args.name)
+    if args.json:
+        _print_json(out, {**to_builtins(new.key), "key": new.token})
+        return
+    out.write(
+        f"Created {new.key.access_type} key {new.key.id} ({new.key.name}):\n\n"
+        f"  {new.token}\n\nStore it now: it is shown only this once (only a hash is kept).\n"
+    )
+
+
+async def key_list(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    keys = await engine.list_keys()
+    if args.json:
+        _print_json(out, keys)
+        return
+    if not keys:
+        out.write(f"No API keys yet. Create one with  {_program()} key create --read-only\n")
+        return
+    out.write(f"{'ID':>4}  {'PREFIX':<16}{'ACCESS':<13}{'LAST USED':<22}{'STATUS':<9}NAME\n")
+    for k in keys:
+        status = "revoked" if k.revoked_at else "active"
+        out.write(
+            f"{k.id:>4}  {k.prefix + '…':<16}{k.access_type:<13}{k.last_used_at or '-':<22}"
+            f"{status:<9}{k.name}\n"
+        )
+
+
+async def key_revoke(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    target: int | str = int(args.key) if args.key.isdigit() else args.key
+    key = await engine.revoke_key(target)
+    if args.json:
+        _print_json(out, key)
+        return
+    out.write(f"Revoked key {key.id} ({key.prefix}…, {key.name}).\n")
+
+
+COMMANDS: dict[tuple[str, str], Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]]] = {
+    ("site", "add"): site_add,
+    ("site", "list"): site_list,
+    ("key", "create"): key_create,
+    ("key", "list"): key_list,
+    ("key", "revoke"): key_revoke,
+}
+
+
+def next_steps(settings: Settings, sites: int, keys: int) -> str:
+    base = f"http://{settings.host}:{settings.port}"
+    prog = _program()
+    db = "" if settings.db == "tinytrack.db" else f" --db {shlex.quote(settings.db)}"
+    lines = [
+        f"tinytrack {__version__} serving {base}/api/v1  (database: {os.path.abspath(settings.db)})",
+        "",
+    ]
+    if sites and keys:
+        lines.append(f"{sites} site(s), {keys} active key(s). API reference: {base}/api/v1")
+        return "\n".join(lines)
+    lines += [
+        "Next steps, in another terminal in this folder:",
+        f"  1. add your site:       {prog} site add https://example.com --label 'My site'{db}",
+        f"  2. create an API key:   {prog} key create --full-access --name backend{db}",
+        "  3. record a hit (use the site id from step 1 and the key from step 2):",
+        f"       curl -X POST {base}/api/v1/sites/1/hits -H 'Authorization: Bearer KEY' \\",
+        "            -H 'Content-Type: application/json' -d '{\"path\": \"/hello\"}'",
+        "  4. read it back:",
+        f"       curl '{base}/api/v1/sites/1/hits?grouped=true&group_by=path' "
+        "-H 'Authorization: Bearer KEY'",
+    ]
+    return "\n".join(lines)
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tinytrack.server.app import create_app
+
+    settings = Settings.from_env(
+        db=args.db, host=args.host, port=args.port, rate_limit=args.rate_limit
+    )
+
+    async def counts() -> tuple[int, int]:
+        engine = await Engine.open(settings.db, maintenance=False)
+        try:
+            sites = await engine.list_sites()
+            keys = [k for k in await engine.list_keys() if k.revoked_at is None]
+            return len(sites), len(keys)
+        finally:
+            await engine.close()
+
+    n_sites, n_keys = asyncio.run(counts())
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+    print(next_steps(settings, n_sites, n_keys), flush=True)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

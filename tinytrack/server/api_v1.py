@@ -1,0 +1,205 @@
+"""``/api/v1``: the Tinylytics-compatible REST API (seed 004, "API Documentation").
+
+Handlers parse and check HTTP-level things (key, limits, parameters) and call the engine; the
+engine's structs are serialised as they are. Bodies are decoded here with msgspec rather than by
+Litestar's signature model so that every malformed payload gets the seed's 422 shape and batch
+rows can fail one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from tinytrack import __version__
+from tinytrack.engine import Engine, decode_hit, decode_hit_batch
+from tinytrack.engine.params import parse_hits_params
+from tinytrack.errors import AccessDenied, AuthError, NotFound
+from tinytrack.models import (
+    ApiKey,
+    BatchResult,
+    GroupedHitsPage,
+    HitCreated,
+    HitsPage,
+    Ignored,
+    Me,
+    Site,
+    to_builtins,
+)
+from tinytrack.server.errors import RateLimited
+from tinytrack.server.ratelimit import RateLimiter
+
+SINGLE_BODY_LIMIT = 64 * 1024
+BATCH_BODY_LIMIT = 4 * 1024 * 1024
+
+SITE_KEYS = (
+    "id",
+    "uid",
+    "url",
+    "label",
+    "lifetime_hits",
+    "lifetime_unique_hits",
+    "lifetime_kudos",
+    "active",
+    "public",
+    "created_at",
+    "updated_at",
+)
+
+
+def engine_of(state: State) -> Engine:
+    engine: Engine = state.engine
+    return engine
+
+
+async def authorize(request: Request[Any, Any, Any], *, write: bool = False) -> ApiKey:
+    """Bearer key -> 401 if missing/invalid/revoked, 429 over the rate limit, 403 if a write
+    needs a full-access key."""
+    header = request.headers.get("authorization")
+    token = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthError("Authorization header must be 'Bearer <api key>'")
+        token = value.strip()
+    key = await engine_of(request.app.state).authenticate(token)
+    limiter: RateLimiter = request.app.state.limiter
+    wait = limiter.hit(key.id)
+    if wait:
+        raise RateLimited(wait)
+    if write and key.access_type != "full_access":
+        raise AccessDenied("This endpoint requires a full-access API key")
+    return key
+
+
+def site_id_of(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise NotFound("Site not found")
+    return int(raw)
+
+
+def site_json(site: Site) -> dict[str, Any]:
+    data = to_builtins(site)
+    return {key: data[key] for key in SITE_KEYS}
+
+
+@get("/api/v1", summary="API discovery metadata", tags=["meta"])
+async def discovery(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/") + "/api/v1"
+    return {
+        "name": "tinytrack",
+        "version": __version__,
+        "api_version": "v1",
+        "base_url": base,
+        "openapi_url": base + "/openapi.json",
+        "authentication": {
+            "type": "bearer",
+            "header": "Authorization: Bearer <api key>",
+            "read_only_prefix": "tt-ro-",
+            "full_access_prefix": "tt-fa-",
+        },
+        "rate_limit": {
+            "requests_per_hour_per_key": request.app.state.limiter.limit or None,
+        },
+        "endpoints": [
+            {"method": "GET", "path": "/me", "access": "read_only"},
+            {"method": "GET", "path": "/sites", "access": "read_only"},
+            {"method": "GET", "path": "/sites/{id}", "access": "read_only"},
+            {"method": "GET", "path": "/sites/{id}/hits", "access": "read_only"},
+            {"method": "POST", "path": "/sites/{id}/hits", "access": "full_access"},
+            {"method": "POST", "path": "/sites/{id}/hits/batch", "access": "full_access"},
+        ],
+    }
+
+
+@get("/api/v1/openapi.json", summary="OpenAPI 3.1 schema for API v1", tags=["meta"])
+async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return request.app.state.openapi_document  # type: ignore[no-any-return]
+
+
+@get("/api/v1/me", summary="Validate the API key and return account info", tags=["account"])
+async def me(request: Request[Any, Any, Any]) -> Me:
+    key = await authorize(request)
+    return await engine_of(request.app.state).me(key)
+
+
+@get("/api/v1/sites", summary="List sites with lifetime counters", tags=["sites"])
+async def list_sites(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    await authorize(request)
+    sites = await engine_of(request.app.state).list_sites()
+    return {"sites": [site_json(site) for site in sites]}
+
+
+@get("/api/v1/sites/{site_id:str}", summary="Get one site", tags=["sites"])
+async def get_site(request: Request[Any, Any, Any], site_id: str) -> dict[str, Any]:
+    await authorize(request)
+    return site_json(await engine_of(request.app.state).get_site(site_id_of(site_id)))
+
+
+@get(
+    "/api/v1/sites/{site_id:str}/hits",
+    summary="Raw or grouped hits",
+    description=(
+        "Query: start_date, end_date (YYYY-MM-DD, default the last 30 days), "
+        "time_zone=utc|user, country, path, referrer, grouped=true, "
+        "group_by=path|country|referrer|browser_name|platform_name|source, page, per_page<=1000."
+    ),
+    tags=["analytics"],
+)
+async def read_hits(
+    request: Request[Any, Any, Any], site_id: str
+) -> HitsPage | GroupedHitsPage:
+    await authorize(request)
+    sid = site_id_of(site_id)
+    engine = engine_of(request.app.state)
+    kwargs = parse_hits_params(request.query_params)
+    return await engine.hits(sid, **kwargs)
+
+
+@post(
+    "/api/v1/sites/{site_id:str}/hits",
+    summary="Create one hit (full access)",
+    tags=["analytics"],
+    request_max_body_size=SINGLE_BODY_LIMIT,
+    status_code=201,
+    operation_id="createHit",
+)
+async def create_hit(request: Request[Any, Any, Any], site_id: str) -> Response[HitCreated | Ignored]:
+    await authorize(request, write=True)
+    sid = site_id_of(site_id)
+    engine = engine_of(request.app.state)
+    await engine.check_site(sid)
+    hit = decode_hit(await request.body())
+    result = await engine.record_hit(sid, hit)
+    return Response(result, status_code=201 if isinstance(result, HitCreated) else 202)
+
+
+@post(
+    "/api/v1/sites/{site_id:str}/hits/batch",
+    summary="Create many hits in one request (full access, partial success)",
+    tags=["analytics"],
+    request_max_body_size=BATCH_BODY_LIMIT,
+    status_code=200,
+    operation_id="createHitBatch",
+)
+async def create_hit_batch(request: Request[Any, Any, Any], site_id: str) -> BatchResult:
+    await authorize(request, write=True)
+    sid = site_id_of(site_id)
+    engine = engine_of(request.app.state)
+    await engine.check_site(sid)
+    items = decode_hit_batch(await request.body())
+    return await engine.record_hits(sid, items)
+
+
+ROUTES = [
+    discovery,
+    openapi_json,
+    me,
+    list_sites,
+    get_site,
+    read_hits,
+    create_hit,
+    create_hit_batch,
+]

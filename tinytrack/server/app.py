@@ -1,0 +1,99 @@
+"""``create_app``: the Litestar application factory. No globals: the engine hangs off
+``app.state`` and is opened/closed by the lifespan when the app owns it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from tinytrack import __version__
+from tinytrack.config import Settings
+from tinytrack.engine import Engine
+from tinytrack.models import HitIn
+from tinytrack.server import api_v1
+from tinytrack.server.errors import EXCEPTION_HANDLERS
+from tinytrack.server.ratelimit import RateLimiter
+
+log = logging.getLogger("tinytrack.server")
+
+APP_BODY_LIMIT = api_v1.BATCH_BODY_LIMIT
+
+
+def create_app(engine_or_settings: Engine | Settings | None = None) -> Litestar:
+    """Build the app. Given an open ``Engine``, the caller keeps ownership of it; given
+    ``Settings`` (or nothing: defaults + environment), the app opens the database on startup and
+    closes it (flushing every queued write) on shutdown."""
+    given = engine_or_settings
+    settings = given if isinstance(given, Settings) else Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if isinstance(given, Engine):
+            app.state.engine = given
+            yield
+            return
+        engine = await Engine.open(
+            settings.db,
+            max_pending_rows=settings.max_pending_rows,
+            ua_retention_days=settings.ua_retention_days,
+        )
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = Litestar(
+        route_handlers=api_v1.ROUTES,
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=APP_BODY_LIMIT,
+        openapi_config=OpenAPIConfig(
+            title="tinytrack API",
+            version=__version__,
+            description="Tinylytics-compatible analytics API served by tinytrack.",
+            path="/api/v1/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        debug=False,
+    )
+    app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.settings = settings
+    app.state.openapi_document = openapi_document(app)
+    return app
+
+
+def openapi_document(app: Litestar) -> dict[str, Any]:
+    """The generated OpenAPI 3.1 document, with the JSON request bodies that handlers decode
+    themselves (with msgspec, to control error shapes) described from the same Structs."""
+    doc: dict[str, Any] = app.openapi_schema.to_schema()
+    _, components = msgspec.json.schema_components(
+        [HitIn], ref_template="#/components/schemas/{name}"
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(components)
+    bodies = {
+        "createHit": {"$ref": "#/components/schemas/HitIn"},
+        "createHitBatch": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"$ref": "#/components/schemas/HitIn"},
+        },
+    }
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and operation.get("operationId") in bodies:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": bodies[operation["operationId"]]}
+                    },
+                }
+    return doc
