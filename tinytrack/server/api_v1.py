@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from tinytrack import __version__
 from tinytrack.engine import Engine, decode_hit, decode_hit_batch
@@ -133,7 +134,7 @@ async def list_sites(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get("/api/v1/sites/{site_id:str}", summary="Get one site", tags=["sites"])
-async def get_site(request: Request[Any, Any, Any], site_id: str) -> dict[str, Any]:
+async def get_site(request: Request[Any, Any, Any], site_id: FromPath[str]) -> dict[str, Any]:
     await authorize(request)
     return site_json(await engine_of(request.app.state).get_site(site_id_of(site_id)))
 
@@ -149,7 +150,7 @@ async def get_site(request: Request[Any, Any, Any], site_id: str) -> dict[str, A
     tags=["analytics"],
 )
 async def read_hits(
-    request: Request[Any, Any, Any], site_id: str
+    request: Request[Any, Any, Any], site_id: FromPath[str]
 ) -> HitsPage | GroupedHitsPage:
     await authorize(request)
     sid = site_id_of(site_id)
@@ -166,7 +167,7 @@ async def read_hits(
     status_code=201,
     operation_id="createHit",
 )
-async def create_hit(request: Request[Any, Any, Any], site_id: str) -> Response[HitCreated | Ignored]:
+async def create_hit(request: Request[Any, Any, Any], site_id: FromPath[str]) -> Response[HitCreated | Ignored]:
     await authorize(request, write=True)
     sid = site_id_of(site_id)
     engine = engine_of(request.app.state)
@@ -184,7 +185,7 @@ async def create_hit(request: Request[Any, Any, Any], site_id: str) -> Response[
     status_code=200,
     operation_id="createHitBatch",
 )
-async def create_hit_batch(request: Request[Any, Any, Any], site_id: str) -> BatchResult:
+async def create_hit_batch(request: Request[Any, Any, Any], site_id: FromPath[str]) -> BatchResult:
     await authorize(request, write=True)
     sid = site_id_of(site_id)
     engine = engine_of(request.app.state)

@@ -26,12 +26,18 @@ log = logging.getLogger("tinytrack.server")
 APP_BODY_LIMIT = api_v1.BATCH_BODY_LIMIT
 
 
-def create_app(engine_or_settings: Engine | Settings | None = None) -> Litestar:
-    """Build the app. Given an open ``Engine``, the caller keeps ownership of it; given
-    ``Settings`` (or nothing: defaults + environment), the app opens the database on startup and
-    closes it (flushing every queued write) on shutdown."""
+def create_app(
+    engine_or_settings: Engine | Settings | None = None, *, settings: Settings | None = None
+) -> Litestar:
+    """Build the app. Given an open ``Engine``, the caller keeps ownership of it (``settings``
+    then only supplies HTTP options such as the rate limit); given ``Settings`` (or nothing:
+    defaults + environment), the app opens the database on startup and closes it (flushing
+    every queued write) on shutdown."""
     given = engine_or_settings
-    settings = given if isinstance(given, Settings) else Settings.from_env()
+    if isinstance(given, Settings):
+        settings = given
+    elif settings is None:
+        settings = Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -64,6 +70,8 @@ def create_app(engine_or_settings: Engine | Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    if isinstance(given, Engine):
+        app.state.engine = given  # usable at once, also by ASGI clients that skip the lifespan
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.settings = settings
     app.state.openapi_document = openapi_document(app)
