@@ -223,7 +223,19 @@ def next_steps(settings: Settings, sites: int, keys: int) -> str:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    from types import FrameType
+
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn records the signal and re-raises it after shutting down, so the exit
+            # status becomes -15. A stop that committed every write is a success: exit 0.
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
 
     from tinytrack.server.app import create_app
 
@@ -253,7 +265,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()
     return 0
 
 
