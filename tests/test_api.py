@@ -10,12 +10,29 @@ import pytest
 from tests.conftest import CHROME_ANDROID, SAFARI_MAC, Api, make_api
 
 SITE_KEYS = {
-    "id", "uid", "url", "label", "lifetime_hits", "lifetime_unique_hits", "lifetime_kudos",
-    "active", "public", "created_at", "updated_at",
+    "id",
+    "uid",
+    "url",
+    "label",
+    "lifetime_hits",
+    "lifetime_unique_hits",
+    "lifetime_kudos",
+    "active",
+    "public",
+    "created_at",
+    "updated_at",
 }
 HIT_KEYS = {
-    "id", "url", "path", "referrer", "country", "browser_name", "platform_name", "is_mobile",
-    "source", "created_at",
+    "id",
+    "url",
+    "path",
+    "referrer",
+    "country",
+    "browser_name",
+    "platform_name",
+    "is_mobile",
+    "source",
+    "created_at",
 }
 PAGINATION_KEYS = {"current_page", "per_page", "total_count", "total_pages"}
 
@@ -63,7 +80,9 @@ async def test_me_returns_account_and_key_metadata(api: Api) -> None:
         ({"Authorization": "Bearer " + "x" * 5000}, "Invalid API key"),
     ],
 )
-async def test_missing_or_invalid_key_is_401(api: Api, headers: dict[str, str], message: str) -> None:
+async def test_missing_or_invalid_key_is_401(
+    api: Api, headers: dict[str, str], message: str
+) -> None:
     for path in ("/api/v1/me", "/api/v1/sites", f"/api/v1/sites/{api.site.id}/hits"):
         r = await api.client.get(path, headers=headers)
         assert r.status_code == 401
@@ -323,12 +342,27 @@ async def test_batch_must_be_an_array_of_at_most_1000(api: Api) -> None:
 
 async def _seed_hits(api: Api) -> None:
     rows = [
-        {"path": "/pricing", "country": "US", "referrer": "https://Google.com/x",
-         "user_agent": SAFARI_MAC, "ip_address": "1.1.1.1"},
+        {
+            "path": "/pricing",
+            "country": "US",
+            "referrer": "https://Google.com/x",
+            "user_agent": SAFARI_MAC,
+            "ip_address": "1.1.1.1",
+        },
         {"path": "/pricing", "country": "US", "user_agent": SAFARI_MAC, "ip_address": "1.1.1.1"},
-        {"path": "/pricing", "country": "DE", "user_agent": CHROME_ANDROID, "ip_address": "2.2.2.2"},
-        {"path": "/blog", "country": "DE", "referrer": "https://news.ycombinator.com/item",
-         "user_agent": CHROME_ANDROID, "ip_address": "2.2.2.2"},
+        {
+            "path": "/pricing",
+            "country": "DE",
+            "user_agent": CHROME_ANDROID,
+            "ip_address": "2.2.2.2",
+        },
+        {
+            "path": "/blog",
+            "country": "DE",
+            "referrer": "https://news.ycombinator.com/item",
+            "user_agent": CHROME_ANDROID,
+            "ip_address": "2.2.2.2",
+        },
     ]
     r = await api.client.post(
         f"/api/v1/sites/{api.site.id}/hits/batch", json=rows, headers=api.write
@@ -344,7 +378,10 @@ async def test_raw_hits_have_the_seed_shape(api: Api) -> None:
     assert set(body) == {"hits", "pagination", "filters"}
     assert all(set(hit) == HIT_KEYS for hit in body["hits"])
     assert body["pagination"] == {
-        "current_page": 1, "per_page": 100, "total_count": 4, "total_pages": 1
+        "current_page": 1,
+        "per_page": 100,
+        "total_count": 4,
+        "total_pages": 1,
     }
     assert body["filters"] == {
         "start_date": "2026-01-15",
@@ -386,15 +423,36 @@ async def test_unique_views_omitted_when_site_disables_unique_tracking(api: Api)
     ("group_by", "expected"),
     [
         ("country", [{"country": "DE", "hit_count": 2}, {"country": "US", "hit_count": 2}]),
-        ("browser_name", [{"browser_name": "Chrome", "hit_count": 2},
-                          {"browser_name": "Safari", "hit_count": 2}]),
-        ("platform_name", [{"platform_name": "Android", "hit_count": 2},
-                           {"platform_name": "macOS", "hit_count": 2}]),
-        ("referrer", [{"referrer": None, "hit_count": 2},
-                      {"referrer": "https://Google.com/x", "hit_count": 1},
-                      {"referrer": "https://news.ycombinator.com/item", "hit_count": 1}]),
-        ("source", [{"source": None, "hit_count": 2}, {"source": "google", "hit_count": 1},
-                    {"source": "hackernews", "hit_count": 1}]),
+        (
+            "browser_name",
+            [
+                {"browser_name": "Chrome", "hit_count": 2},
+                {"browser_name": "Safari", "hit_count": 2},
+            ],
+        ),
+        (
+            "platform_name",
+            [
+                {"platform_name": "Android", "hit_count": 2},
+                {"platform_name": "macOS", "hit_count": 2},
+            ],
+        ),
+        (
+            "referrer",
+            [
+                {"referrer": None, "hit_count": 2},
+                {"referrer": "https://Google.com/x", "hit_count": 1},
+                {"referrer": "https://news.ycombinator.com/item", "hit_count": 1},
+            ],
+        ),
+        (
+            "source",
+            [
+                {"source": None, "hit_count": 2},
+                {"source": "google", "hit_count": 1},
+                {"source": "hackernews", "hit_count": 1},
+            ],
+        ),
     ],
 )
 async def test_other_groupings_return_hit_count(
@@ -444,7 +502,10 @@ async def test_pagination(api: Api) -> None:
     body = r.json()
     assert len(body["hits"]) == 5
     assert body["pagination"] == {
-        "current_page": 3, "per_page": 10, "total_count": 25, "total_pages": 3
+        "current_page": 3,
+        "per_page": 10,
+        "total_count": 25,
+        "total_pages": 3,
     }
     r = await api.client.get(
         url, params={"grouped": "true", "per_page": "10", "page": "4"}, headers=api.auth()

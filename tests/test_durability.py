@@ -34,8 +34,18 @@ async def seed(db: Path) -> tuple[int, str]:
 
 def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinytrack", "serve", "--db", str(db), "--port", str(port),
-         "--rate-limit", "0"],
+        [
+            sys.executable,
+            "-m",
+            "tinytrack",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--rate-limit",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -48,7 +58,9 @@ def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError("server did not start: " + (proc.stdout.read() if proc.stdout else b"").decode())
+    raise AssertionError(
+        "server did not start: " + (proc.stdout.read() if proc.stdout else b"").decode()
+    )
 
 
 @pytest.mark.slow

@@ -28,7 +28,8 @@ async def test_no_raw_ip_in_the_database_file(db_path: Path, clock: FakeClock) -
                 site.id, tinytrack.HitIn(path="/a", ip_address=ip, user_agent=SAFARI_MAC)
             )
         await engine.record_hits(
-            site.id, [tinytrack.HitIn(path=f"/b{i}", ip_address=ip) for i, ip in enumerate(KNOWN_IPS)]
+            site.id,
+            [tinytrack.HitIn(path=f"/b{i}", ip_address=ip) for i, ip in enumerate(KNOWN_IPS)],
         )
         page = await engine.hits(site.id)
         assert page.pagination.total_count == 2 * len(KNOWN_IPS)
@@ -81,7 +82,9 @@ async def test_unique_state_survives_restart(db_path: Path, clock: FakeClock) ->
         assert grouped.grouped_hits == [{"path": "/p", "views": 2, "unique_views": 1}]
 
 
-async def test_visitor_id_is_hashed_with_a_site_secret_and_stable(db_path: Path, clock: FakeClock) -> None:
+async def test_visitor_id_is_hashed_with_a_site_secret_and_stable(
+    db_path: Path, clock: FakeClock
+) -> None:
     async with tinytrack.open(db_path, clock=clock) as engine:
         a = await engine.create_site("https://a.example")
         b = await engine.create_site("https://b.example")

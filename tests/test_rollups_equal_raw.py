@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinytrack
-from tinytrack.models import GROUP_BY_VALUES
 from tests.conftest import CHROME_ANDROID, FIREFOX_LINUX, SAFARI_MAC, FakeClock
+from tinytrack.models import GROUP_BY_VALUES
 
 START = dt.datetime(2026, 3, 26, 0, 0, tzinfo=dt.UTC)  # spans the EU DST change (2026-03-29)
 WINDOW_HOURS = 24 * 6
@@ -81,14 +81,17 @@ async def check(
         by_time: dict[float, list[tinytrack.HitIn]] = {}
         for h in hits:
             by_time.setdefault(float(h["hour"]), []).extend(  # type: ignore[arg-type]
-                [tinytrack.HitIn(
-                    path=str(h["path"]),
-                    country=h["country"],  # type: ignore[arg-type]
-                    ip_address=h["ip"],  # type: ignore[arg-type]
-                    user_agent=h["ua"],  # type: ignore[arg-type]
-                    referrer=h["referrer"],  # type: ignore[arg-type]
-                    visitor_id=h["visitor"],  # type: ignore[arg-type]
-                )] * int(h["copies"])  # type: ignore[call-overload]
+                [
+                    tinytrack.HitIn(
+                        path=str(h["path"]),
+                        country=h["country"],  # type: ignore[arg-type]
+                        ip_address=h["ip"],  # type: ignore[arg-type]
+                        user_agent=h["ua"],  # type: ignore[arg-type]
+                        referrer=h["referrer"],  # type: ignore[arg-type]
+                        visitor_id=h["visitor"],  # type: ignore[arg-type]
+                    )
+                ]
+                * int(h["copies"])  # type: ignore[call-overload]
             )
         for hour in sorted(by_time):
             clock.now = START.timestamp() + hour * 3600
@@ -105,13 +108,20 @@ async def check(
                 lo, hi = local_bounds("UTC" if mode == "utc" else tz, start, end)
                 for group_by in GROUP_BY_VALUES:
                     page = await engine.hits(
-                        site.id, start_date=start, end_date=end, time_zone=mode,  # type: ignore[arg-type]
-                        grouped=True, group_by=group_by, per_page=1000,  # type: ignore[arg-type]
+                        site.id,
+                        start_date=start,
+                        end_date=end,
+                        time_zone=mode,  # type: ignore[arg-type]
+                        grouped=True,
+                        group_by=group_by,
+                        per_page=1000,  # type: ignore[arg-type]
                     )
                     assert isinstance(page, tinytrack.GroupedHitsPage)
                     expected = raw_groups(db, site.id, COLUMN[group_by], lo, hi)
                     if group_by == "path":
-                        got = {r["path"]: (r["views"], r["unique_views"]) for r in page.grouped_hits}
+                        got = {
+                            r["path"]: (r["views"], r["unique_views"]) for r in page.grouped_hits
+                        }
                         assert got == {k: (v[0], v[1]) for k, v in expected.items()}
                         if mode == "utc":
                             # Unique hashes are salted per UTC day, so on UTC day ranges the
@@ -130,8 +140,15 @@ async def check(
 )
 @given(
     tz=st.sampled_from(
-        ["UTC", "Europe/Warsaw", "America/New_York", "Asia/Kolkata", "Pacific/Chatham",
-         "Pacific/Kiritimati", "America/Santiago"]
+        [
+            "UTC",
+            "Europe/Warsaw",
+            "America/New_York",
+            "Asia/Kolkata",
+            "Pacific/Chatham",
+            "Pacific/Kiritimati",
+            "America/Santiago",
+        ]
     ),
     hits=st.lists(hit_strategy, min_size=1, max_size=60),
     ranges=st.lists(

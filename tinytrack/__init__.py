@@ -74,7 +74,7 @@ __all__ = [
 
 
 @contextlib.asynccontextmanager
-async def open(  # noqa: A001 - the library's front door, like sqlite3.connect / io.open
+async def open(
     path: str | Path = "tinytrack.db", *, clock: Clock | None = None
 ) -> AsyncIterator[Engine]:
     """Open (creating and migrating if needed) a tinytrack database; ``":memory:"`` works."""

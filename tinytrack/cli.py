@@ -77,11 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_db(key.add_parser("create", help="create an API key (shown once)"))
     access = create.add_mutually_exclusive_group()
     access.add_argument(
-        "--read-only", dest="access", action="store_const", const="read_only",
+        "--read-only",
+        dest="access",
+        action="store_const",
+        const="read_only",
         help="GET endpoints only (default)",
     )
     access.add_argument(
-        "--full-access", dest="access", action="store_const", const="full_access",
+        "--full-access",
+        dest="access",
+        action="store_const",
+        const="full_access",
         help="also allowed to write hits",
     )
     create.add_argument("--name", default="", help="what the key is for")
@@ -109,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _with_engine(
-    db: str, command: Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]],
+    db: str,
+    command: Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]],
     args: argparse.Namespace,
 ) -> int:
     engine = await Engine.open(db, maintenance=False)
@@ -201,10 +208,8 @@ def next_steps(settings: Settings, sites: int, keys: int) -> str:
     base = f"http://{settings.host}:{settings.port}"
     prog = _program()
     db = "" if settings.db == "tinytrack.db" else f" --db {shlex.quote(settings.db)}"
-    lines = [
-        f"tinytrack {__version__} serving {base}/api/v1  (database: {os.path.abspath(settings.db)})",
-        "",
-    ]
+    where = os.path.abspath(settings.db)
+    lines = [f"tinytrack {__version__} serving {base}/api/v1  (database: {where})", ""]
     if sites and keys:
         lines.append(f"{sites} site(s), {keys} active key(s). API reference: {base}/api/v1")
         return "\n".join(lines)

@@ -149,9 +149,12 @@ class Engine:
     # -- account --------------------------------------------------------------------------------
 
     async def me(self, key: ApiKey) -> Me:
-        async with self._read() as conn, conn.execute(
-            "SELECT key, value FROM meta WHERE key IN ('created_at', 'owner_email')"
-        ) as cur:
+        async with (
+            self._read() as conn,
+            conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('created_at', 'owner_email')"
+            ) as cur,
+        ):
             meta = {k: v for k, v in await cur.fetchall()}
         return Me(
             id=1,
@@ -233,9 +236,10 @@ class Engine:
         if cached is not None and cached[0] > now:
             info = cached[1]
         else:
-            async with self._read() as conn, conn.execute(
-                sites.SELECT_SITE_INFO, (site_id,)
-            ) as cur:
+            async with (
+                self._read() as conn,
+                conn.execute(sites.SELECT_SITE_INFO, (site_id,)) as cur,
+            ):
                 row = await cur.fetchone()
             info = sites.site_info(row) if row else None
             self._sites[site_id] = (now + CACHE_SECONDS, info)
@@ -244,9 +248,7 @@ class Engine:
         return info
 
     async def _site_info_by_uid(self, uid: str) -> SiteInfo:
-        async with self._read() as conn, conn.execute(
-            sites.SELECT_SITE_INFO_BY_UID, (uid,)
-        ) as cur:
+        async with self._read() as conn, conn.execute(sites.SELECT_SITE_INFO_BY_UID, (uid,)) as cur:
             row = await cur.fetchone()
         if row is None:
             raise NotFound("Site not found")
@@ -254,7 +256,9 @@ class Engine:
 
     # -- API keys -------------------------------------------------------------------------------
 
-    async def create_key(self, access_type: AccessType = "read_only", *, name: str = "") -> NewApiKey:
+    async def create_key(
+        self, access_type: AccessType = "read_only", *, name: str = ""
+    ) -> NewApiKey:
         if access_type not in sites.KEY_PREFIXES:
             raise InvalidParameter("access_type must be 'read_only' or 'full_access'")
         if len(name) > 200:
@@ -288,10 +292,11 @@ class Engine:
         """Revoke by numeric id, by the prefix shown in ``key list``, or by the token itself."""
         found: ApiKey | None = None
         for candidate in await self.list_keys():
-            if isinstance(key, int) and candidate.id == key:
-                found = candidate
-            elif isinstance(key, str) and (
-                candidate.prefix == key or (key.startswith(candidate.prefix) and len(key) > 20)
+            if (isinstance(key, int) and candidate.id == key) or (
+                isinstance(key, str)
+                and (
+                    candidate.prefix == key or (key.startswith(candidate.prefix) and len(key) > 20)
+                )
             ):
                 found = candidate
         if found is None:
@@ -318,9 +323,10 @@ class Engine:
         if cached is not None and cached[0] > now:
             key = cached[1]
         else:
-            async with self._read() as conn, conn.execute(
-                sites.SELECT_KEY_BY_HASH, (digest,)
-            ) as cur:
+            async with (
+                self._read() as conn,
+                conn.execute(sites.SELECT_KEY_BY_HASH, (digest,)) as cur,
+            ):
                 row = await cur.fetchone()
             key = sites.key_record(row) if row else None
             if len(self._keys) > 10_000:
@@ -404,7 +410,9 @@ class Engine:
                 results.append(BatchRowResult(index=index, status="error", errors=exc.errors))
                 continue
             if isinstance(prepared, Ignored):
-                results.append(BatchRowResult(index=index, status="ignored", reason=prepared.reason))
+                results.append(
+                    BatchRowResult(index=index, status="ignored", reason=prepared.reason)
+                )
                 continue
             rows.append(prepared)
             results.append(BatchRowResult(index=index, status="created"))
@@ -479,7 +487,9 @@ class Engine:
                     conn, site, dim, days, time_zone, page, per_page
                 )
         return GroupedHitsPage(
-            grouped_hits=[queries.shape_group(dim, g, with_uniques=site.unique_hits) for g in groups],
+            grouped_hits=[
+                queries.shape_group(dim, g, with_uniques=site.unique_hits) for g in groups
+            ],
             pagination=queries.pagination(page, per_page, total),
             filters=shown,
         )
@@ -495,9 +505,7 @@ class Engine:
         cutoff = self.now() - self._ua_retention_days * clock.SECONDS_PER_DAY
 
         async def purge(conn: aiosqlite.Connection) -> int:
-            async with conn.execute(
-                "SELECT value FROM meta WHERE key = 'ua_purged_until'"
-            ) as cur:
+            async with conn.execute("SELECT value FROM meta WHERE key = 'ua_purged_until'") as cur:
                 row = await cur.fetchone()
             since = int(row[0]) if row else 0
             if since >= cutoff:
@@ -600,4 +608,3 @@ def decode_hit_batch(raw: bytes) -> list[HitIn | ValidationFailed]:
         except ValidationFailed as exc:
             out.append(exc)
     return out
-

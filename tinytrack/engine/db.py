@@ -45,7 +45,8 @@ async def connect_writer(path: str | Path) -> aiosqlite.Connection:
 
 
 async def connect_reader(path: str | Path) -> aiosqlite.Connection:
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    # Resolving a path touches the file system once per connection, at startup only.
+    uri = Path(path).resolve().as_uri() + "?mode=ro"  # noqa: ASYNC240
     conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
     for pragma in _READ_PRAGMAS:
         await conn.execute(pragma)

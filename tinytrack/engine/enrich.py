@@ -90,7 +90,9 @@ def parse_ua(user_agent: str) -> UaInfo:
         if match:
             bot = f"Bot user agent ({family or match.group(0).strip()})"
     browser = _BROWSER_NAMES.get(family, family) if family and family != "Other" else None
-    platform = _PLATFORM_NAMES.get(os_family, os_family) if os_family != "Other" else None
+    platform = (
+        _PLATFORM_NAMES.get(os_family, os_family) if os_family and os_family != "Other" else None
+    )
     is_mobile = "Mobi" in user_agent or os_family in _MOBILE_OS
     return UaInfo(browser, platform, is_mobile, bot)
 

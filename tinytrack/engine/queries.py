@@ -85,9 +85,7 @@ async def raw_hits(
 ) -> tuple[list[Hit], int]:
     extra, extra_args = _raw_filters(filters)
     where_args = [site.id, *bounds, *extra_args]
-    async with conn.execute(
-        "SELECT COUNT(*) FROM hits " + RAW_WHERE + extra, where_args
-    ) as cur:
+    async with conn.execute("SELECT COUNT(*) FROM hits " + RAW_WHERE + extra, where_args) as cur:
         row = await cur.fetchone()
     total = int(row[0]) if row else 0
     sql = (
@@ -144,9 +142,7 @@ async def grouped_from_raw(
         rows = list(await cur.fetchall())
     if rows:
         return [(r[0], r[1], r[2]) for r in rows], int(rows[0][3])
-    count_sql = (
-        f"SELECT COUNT(DISTINCT COALESCE({column}, '')) FROM hits " + RAW_WHERE + extra
-    )
+    count_sql = f"SELECT COUNT(DISTINCT COALESCE({column}, '')) FROM hits " + RAW_WHERE + extra
     async with conn.execute(count_sql, [site.id, *bounds, *extra_args]) as cur:
         row = await cur.fetchone()
     return [], int(row[0]) if row else 0

@@ -105,7 +105,8 @@ def key_record(row: Any) -> ApiKey:
 
 
 async def fetch_sites(conn: aiosqlite.Connection, site_id: int | None = None) -> list[Site]:
-    sql, args = SELECT_SITES, ()
+    sql = SELECT_SITES
+    args: tuple[int, ...] = ()
     if site_id is not None:
         sql, args = SELECT_SITES + " WHERE s.id = ?", (site_id,)
     async with conn.execute(sql + " ORDER BY s.id", args) as cur:

@@ -167,7 +167,9 @@ async def read_hits(
     status_code=201,
     operation_id="createHit",
 )
-async def create_hit(request: Request[Any, Any, Any], site_id: FromPath[str]) -> Response[HitCreated | Ignored]:
+async def create_hit(
+    request: Request[Any, Any, Any], site_id: FromPath[str]
+) -> Response[HitCreated | Ignored]:
     await authorize(request, write=True)
     sid = site_id_of(site_id)
     engine = engine_of(request.app.state)

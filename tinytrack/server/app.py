@@ -100,8 +100,6 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
             if isinstance(operation, dict) and operation.get("operationId") in bodies:
                 operation["requestBody"] = {
                     "required": True,
-                    "content": {
-                        "application/json": {"schema": bodies[operation["operationId"]]}
-                    },
+                    "content": {"application/json": {"schema": bodies[operation["operationId"]]}},
                 }
     return doc
