@@ -65,7 +65,7 @@ _MOBILE_OS = frozenset({"iOS", "Android", "Windows Phone", "BlackBerry OS", "Kai
 _BOT_PATTERN = re.compile(
     r"headless|phantomjs|slimerjs|selenium|webdriver|puppeteer|playwright|cypress|"
     r"lighthouse|pagespeed|pingdom|uptimerobot|statuscake|site24x7|"
-    r"bot[/;)_ -]|bot$|crawler|spider|scraper|\+https?://|"
+    r"(?<!cu)bot[/;)_ -]|bot$|crawler|spider|scraper|\+https?://|"
     r"python-requests|python-urllib|python/|aiohttp|httpx|urllib|"
     r"^curl/|^wget/|libwww|lwp-|go-http-client|^java/|okhttp|apache-httpclient|axios|"
     r"node-fetch|undici|^got |scrapy|httpie|postmanruntime|insomnia|guzzlehttp|"

@@ -1,0 +1,100 @@
+"""Hostile input never gives a 500: random bodies, parameters and headers at every endpoint
+always get a 4xx/2xx with a JSON body."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import Api
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+hit_like = st.fixed_dictionaries(
+    {},
+    optional={
+        k: json_values | st.text(max_size=300)
+        for k in (
+            "path",
+            "url",
+            "referrer",
+            "user_agent",
+            "visitor_id",
+            "ip_address",
+            "country",
+            "source",
+        )
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    hit_like.map(lambda v: json.dumps(v).encode()),
+    st.lists(hit_like | json_values, max_size=5).map(lambda v: json.dumps(v).encode()),
+)
+param_names = st.sampled_from(
+    [
+        "start_date",
+        "end_date",
+        "time_zone",
+        "country",
+        "path",
+        "referrer",
+        "grouped",
+        "group_by",
+        "page",
+        "per_page",
+    ]
+)
+params = st.dictionaries(param_names, st.text(max_size=30), max_size=6)
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def assert_clean(status: int, body: bytes) -> None:
+    assert status < 500, body
+    payload = json.loads(body)
+    if status >= 400:
+        assert isinstance(payload.get("error"), str)
+
+
+@FUZZ
+@given(body=bodies, batch=st.booleans())
+async def test_post_bodies(api: Api, body: bytes, batch: bool) -> None:
+    path = f"/api/v1/sites/{api.site.id}/hits" + ("/batch" if batch else "")
+    r = await api.client.post(
+        path, content=body, headers={**api.write, "Content-Type": "application/json"}
+    )
+    assert_clean(r.status_code, r.content)
+
+
+@FUZZ
+@given(query=params, grouped=st.booleans())
+async def test_get_parameters(api: Api, query: dict[str, str], grouped: bool) -> None:
+    if grouped:
+        query = {**query, "grouped": "true"}
+    r = await api.client.get(f"/api/v1/sites/{api.site.id}/hits", params=query, headers=api.auth())
+    assert_clean(r.status_code, r.content)
+
+
+@FUZZ
+@given(
+    auth=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+    site=st.text(
+        alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=25
+    ),
+)
+async def test_headers_and_path_ids(api: Api, auth: str, site: str) -> None:
+    for path in ("/api/v1/me", f"/api/v1/sites/{site}", f"/api/v1/sites/{site}/hits"):
+        r = await api.client.get(path, headers={"Authorization": auth})
+        assert_clean(r.status_code, r.content)
