@@ -596,3 +596,50 @@ async def test_full_write_queue_answers_503_with_retry_after(api: Api) -> None:
     assert (await first).status_code == 201
     paths = {h.path for h in (await api.engine.hits(api.site.id)).hits}
     assert paths == {"/w", "/a"}
+
+
+async def test_openapi_lists_the_hits_query_parameters(api: Api) -> None:
+    doc = (await api.client.get("/api/v1/openapi.json")).json()
+    names = {p["name"] for p in doc["paths"]["/api/v1/sites/{site_id}/hits"]["get"]["parameters"]}
+    assert names >= {
+        "start_date",
+        "end_date",
+        "time_zone",
+        "country",
+        "path",
+        "referrer",
+        "grouped",
+        "group_by",
+        "page",
+        "per_page",
+    }
+
+
+async def test_time_zone_user_uses_the_sites_day_boundaries(api: Api) -> None:
+    # 2026-02-14 03:30 UTC is still 2026-02-13 (22:30) in New York.
+    site = await api.engine.create_site("https://ny.example", timezone="America/New_York")
+    api.engine._clock.now -= 6.5 * 3600  # type: ignore[attr-defined]
+    r = await api.client.post(
+        f"/api/v1/sites/{site.id}/hits", json={"path": "/late"}, headers=api.write
+    )
+    assert r.json()["hit"]["created_at"] == "2026-02-14T03:30:00Z"
+    url = f"/api/v1/sites/{site.id}/hits"
+    day13 = {"start_date": "2026-02-13", "end_date": "2026-02-13"}
+    user = await api.client.get(url, params={**day13, "time_zone": "user"}, headers=api.auth())
+    utc = await api.client.get(url, params=day13, headers=api.auth())
+    assert [h["path"] for h in user.json()["hits"]] == ["/late"]
+    assert user.json()["filters"]["time_zone"] == "user"
+    assert utc.json()["hits"] == []
+    grouped = await api.client.get(
+        url, params={**day13, "time_zone": "user", "grouped": "true"}, headers=api.auth()
+    )
+    assert grouped.json()["grouped_hits"] == [{"path": "/late", "views": 1, "unique_views": 1}]
+
+
+async def test_key_last_used_at_is_recorded(api: Api) -> None:
+    before = (await api.client.get("/api/v1/me", headers=api.auth())).json()
+    assert before["api_key"]["last_used_at"] is None  # the first use is recorded after it
+    await asyncio.sleep(0.05)
+    keys = {k.access_type: k for k in await api.engine.list_keys()}
+    assert keys["read_only"].last_used_at == "2026-02-14T10:00:00Z"
+    assert keys["full_access"].last_used_at is None

@@ -8,11 +8,11 @@ rows can fail one by one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from tinytrack import __version__
 from tinytrack.engine import Engine, decode_hit, decode_hit_batch
@@ -139,24 +139,52 @@ async def get_site(request: Request[Any, Any, Any], site_id: FromPath[str]) -> d
     return site_json(await engine_of(request.app.state).get_site(site_id_of(site_id)))
 
 
+def _q(description: str) -> QueryParameter:
+    return QueryParameter(description=description)
+
+
+# Query parameters are declared (as plain strings) so the OpenAPI document lists them; their
+# values are checked by tinytrack.engine.params so every bad value gets the same clear 400.
+Q = str | None
+
+
 @get(
     "/api/v1/sites/{site_id:str}/hits",
     summary="Raw or grouped hits",
-    description=(
-        "Query: start_date, end_date (YYYY-MM-DD, default the last 30 days), "
-        "time_zone=utc|user, country, path, referrer, grouped=true, "
-        "group_by=path|country|referrer|browser_name|platform_name|source, page, per_page<=1000."
-    ),
     tags=["analytics"],
 )
 async def read_hits(
-    request: Request[Any, Any, Any], site_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    site_id: FromPath[str],
+    start_date: Annotated[Q, _q("Range start, YYYY-MM-DD (default: 30 days before end)")] = None,
+    end_date: Annotated[Q, _q("Range end, YYYY-MM-DD, inclusive (default: today)")] = None,
+    time_zone: Annotated[Q, _q("utc (default) or user: the site's time zone")] = None,
+    country: Annotated[Q, _q("Exact 2-letter country code")] = None,
+    path: Annotated[Q, _q("Exact path, e.g. /pricing")] = None,
+    referrer: Annotated[Q, _q("Case-insensitive partial match on the referrer")] = None,
+    grouped: Annotated[Q, _q("true: return grouped counts")] = None,
+    group_by: Annotated[
+        Q, _q("path, country, referrer, browser_name, platform_name or source")
+    ] = None,
+    page: Annotated[Q, _q("Page number, from 1")] = None,
+    per_page: Annotated[Q, _q("Page size, at most 1000 (default 100)")] = None,
 ) -> HitsPage | GroupedHitsPage:
     await authorize(request)
     sid = site_id_of(site_id)
-    engine = engine_of(request.app.state)
-    kwargs = parse_hits_params(request.query_params)
-    return await engine.hits(sid, **kwargs)
+    given = {
+        "start_date": start_date,
+        "end_date": end_date,
+        "time_zone": time_zone,
+        "country": country,
+        "path": path,
+        "referrer": referrer,
+        "grouped": grouped,
+        "group_by": group_by,
+        "page": page,
+        "per_page": per_page,
+    }
+    kwargs = parse_hits_params({k: v for k, v in given.items() if v is not None})
+    return await engine_of(request.app.state).hits(sid, **kwargs)
 
 
 @post(
