@@ -181,7 +181,14 @@ def infer_source(
             if values and values[0].strip():
                 return values[0].strip()[:256]
     if referrer:
-        host = host_of(referrer)
-        if host and host != site_host:
-            return _source_from_host(host)
+        return referrer_source(referrer, site_host)
+    return None
+
+
+@functools.lru_cache(maxsize=16_384)
+def referrer_source(referrer: str, site_host: str) -> str | None:
+    """Source named by a referrer (cached: the same referrers recur all day)."""
+    host = host_of(referrer)
+    if host and host != site_host:
+        return _source_from_host(host)
     return None

@@ -78,20 +78,21 @@ def prepare_hit(site: SiteInfo, hit: HitIn, *, now: int, salt: bytes) -> HitRow 
     else:
         who = privacy.identity(hit.ip_address, ua)
         visitor_hash = privacy.visitor_hash(salt, site.id, who)
+    # Positional: keyword construction of a NamedTuple costs ~1 µs per hit.
     return HitRow(
-        site_id=site.id,
-        created_at=now,
-        path=path,
-        url=url,
-        referrer=referrer,
-        source=source,
-        country=enrich.country_for(hit.country, hit.ip_address),
-        browser_name=info.browser_name,
-        platform_name=info.platform_name,
-        is_mobile=int(info.is_mobile),
-        user_agent=ua,
-        unique_hash=privacy.unique_hash(salt, site.id, path, who),
-        visitor_hash=visitor_hash,
-        utc_day=clock.utc_day(now),
-        local_day=clock.local_day(site.timezone, now),
+        site.id,
+        now,
+        path,
+        url,
+        referrer,
+        source,
+        enrich.country_for(hit.country, hit.ip_address),
+        info.browser_name,
+        info.platform_name,
+        int(info.is_mobile),
+        ua,
+        privacy.unique_hash(salt, site.id, path, who),
+        visitor_hash,
+        now // clock.SECONDS_PER_DAY,
+        clock.local_day(site.timezone, now),
     )

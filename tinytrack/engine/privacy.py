@@ -19,11 +19,9 @@ DIGEST_BYTES = 8  # 16 hex chars: collisions need ~4 billion visitors of one sit
 
 
 def _hash(key: bytes, *parts: str) -> str:
-    h = hashlib.blake2b(key=key[:64], digest_size=DIGEST_BYTES)
-    for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
+    # One encode and one C call per hash: this runs twice for every hit.
+    data = "\x00".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, key=key[:64], digest_size=DIGEST_BYTES).hexdigest()
 
 
 def identity(ip_address: str | None, user_agent: str | None) -> str:

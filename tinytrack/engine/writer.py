@@ -302,15 +302,17 @@ class Writer:
             await self._conn.execute("ROLLBACK")
 
 
+# (rollup code, HitRow index) for each dimension, resolved once instead of getattr per hit.
+_DIM_INDEXES = tuple((code, HitRow._fields.index(column)) for code, column in _DIM_FIELDS)
+
+
 def _add_rollups(
     acc: dict[tuple[int, int, int, int, str], list[int]], hit: HitRow, unique: int
 ) -> None:
-    base = (hit.site_id,)
-    for code, value in (
-        (TOTAL, ""),
-        *((code, getattr(hit, column) or "") for code, column in _DIM_FIELDS),
-    ):
-        key = (*base, code, hit.utc_day, hit.local_day, value)
+    site, utc, local = hit[0], hit[13], hit[14]
+    keys = [(site, TOTAL, utc, local, "")]
+    keys += [(site, code, utc, local, hit[index] or "") for code, index in _DIM_INDEXES]
+    for key in keys:
         slot = acc.get(key)
         if slot is None:
             acc[key] = [1, unique]
