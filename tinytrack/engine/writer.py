@@ -311,7 +311,7 @@ def _add_rollups(
 ) -> None:
     site, utc, local = hit[0], hit[13], hit[14]
     keys = [(site, TOTAL, utc, local, "")]
-    keys += [(site, code, utc, local, hit[index] or "") for code, index in _DIM_INDEXES]
+    keys += [(site, code, utc, local, str(hit[index] or "")) for code, index in _DIM_INDEXES]
     for key in keys:
         slot = acc.get(key)
         if slot is None:
