@@ -15,7 +15,18 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from tinytrack.engine import clock, db, enrich, ingest, params, privacy, queries, sites
+from tinytrack.engine import (
+    clock,
+    db,
+    enrich,
+    ingest,
+    params,
+    privacy,
+    pyramid,
+    queries,
+    rollups,
+    sites,
+)
 from tinytrack.engine import clock as clock_mod
 from tinytrack.engine.clock import Clock
 from tinytrack.engine.ingest import SiteInfo
@@ -106,7 +117,10 @@ class Engine:
             else:
                 pool = db.ReaderPool([await db.connect_reader(path) for _ in range(readers)])
             writer = Writer(conn, lock=lock, max_pending_rows=max_pending_rows)
-            await writer.start(today=int(clock_fn()) // clock_mod.SECONDS_PER_DAY)
+            today = int(clock_fn()) // clock_mod.SECONDS_PER_DAY
+            await writer.start(
+                today=today, blocks_complete_until=await _blocks_watermark(conn, today)
+            )
         except BaseException:
             await conn.close()
             raise
@@ -483,8 +497,12 @@ class Engine:
                     conn, site, dim, bounds, filters, page, per_page
                 )
             else:
+                local = time_zone == "user" and site.timezone != "UTC"
+                segments = pyramid.plan(
+                    days[0], days[1], self._writer.blocks_complete_until, local=local
+                )
                 groups, total = await queries.grouped_from_rollups(
-                    conn, site, dim, days, time_zone, page, per_page
+                    conn, site, dim, segments, local, page, per_page
                 )
         return GroupedHitsPage(
             grouped_hits=[
@@ -529,12 +547,58 @@ class Engine:
 
         return await self._writer.run(purge)
 
+    async def compact_rollups(self) -> int:
+        """Build the rollup blocks that now lie entirely in the past (see ``pyramid``); returns
+        how many blocks were built. Runs hourly in the background; safe to call any time."""
+        today = clock.utc_day(self._clock())
+        start = self._writer.blocks_complete_until
+        if start >= today:
+            return 0
+        async with self._read() as conn, conn.execute("SELECT id FROM sites") as cur:
+            site_ids = [row[0] for row in await cur.fetchall()]
+        built = 0
+        codes = [rollups.TOTAL, *(code for code, _ in rollups.DIMENSIONS.values())]
+        # One transaction per block end day, oldest first, so the watermark only ever moves
+        # over blocks that are committed, and ingestion waits at most one block's work.
+        groups = list(pyramid.blocks_ending_between(start, today).items())
+        groups.append((today - 1, []))  # then move the watermark up to today
+        for end, blocks in groups:
+
+            async def build(
+                conn: aiosqlite.Connection, blocks: list[tuple[int, int]] = blocks, end: int = end
+            ) -> None:
+                for level, block in blocks:
+                    size = pyramid.BLOCK_DAYS[level]
+                    first = block * size
+                    for site_id in site_ids:
+                        for code in codes:
+                            await conn.execute(pyramid.DELETE_BLOCK, (site_id, code, level, block))
+                            await conn.execute(
+                                pyramid.BUILD_BLOCK,
+                                (level, size, size, site_id, code, first, first + size - 1, size),
+                            )
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('blocks_complete_until', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(end + 1),),
+                )
+
+            def advance(end: int = end) -> None:
+                self._writer.blocks_complete_until = max(
+                    self._writer.blocks_complete_until, end + 1
+                )
+
+            await self._writer.run(build, after_commit=advance)
+            built += len(blocks)
+        return built
+
     async def _maintain(self) -> None:
         while True:
-            try:
-                await self.purge_user_agents()
-            except Exception:
-                log.exception("user-agent retention run failed")
+            for task in (self.purge_user_agents, self.compact_rollups):
+                try:
+                    await task()
+                except Exception:
+                    log.exception("maintenance task %s failed", task.__name__)
             await asyncio.sleep(3600)
 
     @property
@@ -544,6 +608,22 @@ class Engine:
 
 def _system_clock() -> float:
     return time.time()
+
+
+async def _blocks_watermark(conn: aiosqlite.Connection, today: int) -> int:
+    """The rollup-block watermark; on a new database (or one from before the pyramid) it starts
+    at the first day with data, so only blocks that can hold data are ever built."""
+    async with conn.execute("SELECT value FROM meta WHERE key = 'blocks_complete_until'") as cur:
+        row = await cur.fetchone()
+    if row is not None:
+        return int(row[0])
+    async with conn.execute("SELECT MIN(utc_day) FROM hit_rollups") as cur:
+        first = await cur.fetchone()
+    start = int(first[0]) if first and first[0] is not None else today
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('blocks_complete_until', ?)", (str(start),)
+    )
+    return start
 
 
 async def _ensure_meta(conn: aiosqlite.Connection, now: float) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from tinytrack.engine import clock
+from tinytrack.engine import clock, pyramid
 from tinytrack.engine.ingest import SiteInfo
 from tinytrack.engine.rollups import dimension
 from tinytrack.models import Hit, Pagination
@@ -23,26 +23,23 @@ _FILTERS = {
     "referrer": "AND referrer LIKE ? ESCAPE '\\'",
 }
 RAW_WHERE = "WHERE site_id = ? AND created_at >= ? AND created_at < ? "
-ROLLUP_UTC = """
-SELECT value, SUM(hits) AS h, SUM(uniques) AS u, COUNT(*) OVER () AS groups
-FROM hit_rollups
-WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ?
-GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?
-"""
-ROLLUP_LOCAL = """
-SELECT value, SUM(hits) AS h, SUM(uniques) AS u, COUNT(*) OVER () AS groups
-FROM hit_rollups
-WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ? AND local_day BETWEEN ? AND ?
-GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?
-"""
-ROLLUP_GROUPS_UTC = """
-SELECT COUNT(DISTINCT value) FROM hit_rollups
-WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ?
-"""
-ROLLUP_GROUPS_LOCAL = """
-SELECT COUNT(DISTINCT value) FROM hit_rollups
-WHERE site_id = ? AND dim = ? AND utc_day BETWEEN ? AND ? AND local_day BETWEEN ? AND ?
-"""
+# Pieces of the grouped-rollup query, one per planned segment (see pyramid.plan). In local
+# mode a local day (block) overlaps the UTC day (block) before and after it.
+_DAYS_UTC = (
+    "SELECT value, hits, uniques FROM hit_rollups WHERE site_id = ? AND dim = ? "
+    "AND utc_day BETWEEN ? AND ?"
+)
+_DAYS_LOCAL = _DAYS_UTC + " AND local_day BETWEEN ? AND ?"
+_BLOCKS_UTC = (
+    "SELECT value, hits, uniques FROM hit_rollup_blocks WHERE site_id = ? "
+    "AND dim = ? AND level = ? AND utc_block BETWEEN ? AND ?"
+)
+_BLOCKS_LOCAL = _BLOCKS_UTC + " AND local_block BETWEEN ? AND ?"
+_GROUPED = (
+    "SELECT value, SUM(hits) AS h, SUM(uniques) AS u, COUNT(*) OVER () FROM ({parts}) "
+    "GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?"
+)
+_GROUP_COUNT = "SELECT COUNT(DISTINCT value) FROM ({parts})"
 
 
 def like_pattern(text: str) -> str:
@@ -148,29 +145,45 @@ async def grouped_from_raw(
     return [], int(row[0]) if row else 0
 
 
+def _rollup_parts(
+    site_id: int, code: int, segments: list[pyramid.Segment], local: bool
+) -> tuple[str, list[int]]:
+    parts: list[str] = []
+    args: list[int] = []
+    for level, first, last in segments:
+        if level == 0:
+            if local:
+                parts.append(_DAYS_LOCAL)
+                args += [site_id, code, first - 1, last + 1, first, last]
+            else:
+                parts.append(_DAYS_UTC)
+                args += [site_id, code, first, last]
+        elif local:
+            parts.append(_BLOCKS_LOCAL)
+            args += [site_id, code, level, first - 1, last + 1, first, last]
+        else:
+            parts.append(_BLOCKS_UTC)
+            args += [site_id, code, level, first, last]
+    return " UNION ALL ".join(parts), args
+
+
 async def grouped_from_rollups(
     conn: aiosqlite.Connection,
     site: SiteInfo,
     group_by: str,
-    days: tuple[int, int],
-    mode: str,
+    segments: list[pyramid.Segment],
+    local: bool,
     page: int,
     per_page: int,
 ) -> tuple[list[GroupRow], int]:
     code, _column = dimension(group_by)
-    start, end = days
-    if mode == "user" and site.timezone != "UTC":
-        # A local day overlaps at most the UTC day before, of, and after it.
-        where = [site.id, code, start - 1, end + 1, start, end]
-        sql, count_sql = ROLLUP_LOCAL, ROLLUP_GROUPS_LOCAL
-    else:
-        where = [site.id, code, start, end]
-        sql, count_sql = ROLLUP_UTC, ROLLUP_GROUPS_UTC
-    async with conn.execute(sql, [*where, per_page, (page - 1) * per_page]) as cur:
+    parts, args = _rollup_parts(site.id, code, segments, local)
+    sql = _GROUPED.format(parts=parts)
+    async with conn.execute(sql, [*args, per_page, (page - 1) * per_page]) as cur:
         rows = list(await cur.fetchall())
     if rows:
         return [(r[0], r[1], r[2]) for r in rows], int(rows[0][3])
-    async with conn.execute(count_sql, where) as cur:
+    async with conn.execute(_GROUP_COUNT.format(parts=parts), args) as cur:
         row = await cur.fetchone()
     return [], int(row[0]) if row else 0
 

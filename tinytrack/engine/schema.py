@@ -85,4 +85,29 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     ),
 )
 
+MIGRATIONS += (
+    (
+        2,
+        (
+            # The rollup pyramid: the daily rollups summed over aligned blocks of 4, 16 and 64
+            # days (level 1, 2, 3; block = day // 4**level). A 365-day question then reads a few
+            # dozen blocks instead of 365 days of rows. Built lazily for blocks entirely in the
+            # past (see tinytrack.engine.pyramid); meta 'blocks_complete_until' = D means every
+            # block ending before day D is here and kept current. Keyed by UTC and local block
+            # like the daily table, so both time_zone modes stay exact.
+            """CREATE TABLE hit_rollup_blocks (
+                site_id     INTEGER NOT NULL,
+                dim         INTEGER NOT NULL,
+                level       INTEGER NOT NULL,
+                utc_block   INTEGER NOT NULL,
+                local_block INTEGER NOT NULL,
+                value       TEXT NOT NULL,
+                hits        INTEGER NOT NULL,
+                uniques     INTEGER NOT NULL,
+                PRIMARY KEY (site_id, dim, level, utc_block, local_block, value)
+            ) WITHOUT ROWID""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
+from tinytrack.engine import pyramid
 from tinytrack.engine.rollups import DIMENSIONS, TOTAL
 from tinytrack.errors import EngineClosed, Overloaded
 
@@ -87,6 +88,7 @@ class _FnJob:
     fn: Callable[[aiosqlite.Connection], Awaitable[Any]]
     future: asyncio.Future[Any] | None
     rows: list[HitRow] = field(default_factory=list)
+    after_commit: Callable[[], None] | None = None
 
 
 _Job = _HitJob | _FnJob
@@ -109,13 +111,17 @@ class Writer:
         self._pending_rows = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # Every rollup block ending before this UTC day is built (see pyramid.py); a hit on an
+        # earlier day also updates its built blocks.
+        self.blocks_complete_until = 0
         # UTC day -> unique hashes already counted that day. A hash embeds its day's salt, so
         # only today's and yesterday's can still recur; older days are dropped.
         self._seen: dict[int, set[str]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, today: int) -> None:
+    async def start(self, today: int, *, blocks_complete_until: int) -> None:
+        self.blocks_complete_until = blocks_complete_until
         await self._load_seen(today)
         self._task = asyncio.create_task(self._run(), name="tinytrack-writer")
 
@@ -160,11 +166,17 @@ class Writer:
         self._queue.put_nowait(_HitJob(rows, future))
         return await future
 
-    async def run(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` in its own write transaction, in queue order; returns its result."""
+    async def run(
+        self,
+        fn: Callable[[aiosqlite.Connection], Awaitable[T]],
+        *,
+        after_commit: Callable[[], None] | None = None,
+    ) -> T:
+        """Run ``fn`` in its own write transaction, in queue order; returns its result.
+        ``after_commit`` runs in the writer right after COMMIT, before any other job."""
         self._check_open(0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_FnJob(fn, future))
+        self._queue.put_nowait(_FnJob(fn, future, after_commit=after_commit))
         return await future
 
     def run_later(self, fn: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> None:
@@ -223,6 +235,8 @@ class Writer:
                 except BaseException:
                     await self._rollback()
                     raise
+                if job.after_commit is not None:
+                    job.after_commit()
         except Exception as exc:
             if job.future is None:
                 log.warning("background write failed: %s", exc)
@@ -254,6 +268,8 @@ class Writer:
         new_seen: dict[int, set[str]] = defaultdict(set)
         inserts: list[tuple[Any, ...]] = []
         rollups: dict[tuple[int, int, int, int, str], list[int]] = {}
+        blocks: dict[tuple[int, int, int, int, int, str], list[int]] = {}
+        complete_until = self.blocks_complete_until
         results: list[list[Stored]] = []
         async with self.lock:
             await self._conn.execute("BEGIN IMMEDIATE")
@@ -275,12 +291,18 @@ class Writer:
                             batch_seen.add(hit.unique_hash)
                         inserts.append((next_id, *hit[:13], int(unique)))
                         _add_rollups(rollups, hit, int(unique))
+                        if hit.utc_day < complete_until:  # a late hit: its blocks may exist
+                            _add_block_rollups(blocks, hit, int(unique), complete_until)
                         stored.append(Stored(next_id, unique))
                     results.append(stored)
                 await self._conn.executemany(INSERT_HIT, inserts)
                 await self._conn.executemany(
                     UPSERT_ROLLUP, [(*key, v[0], v[1]) for key, v in rollups.items()]
                 )
+                if blocks:
+                    await self._conn.executemany(
+                        pyramid.UPSERT_BLOCK, [(*key, v[0], v[1]) for key, v in blocks.items()]
+                    )
                 await self._conn.execute("COMMIT")
             except BaseException:
                 await self._rollback()
@@ -319,3 +341,27 @@ def _add_rollups(
         else:
             slot[0] += 1
             slot[1] += unique
+
+
+def _add_block_rollups(
+    acc: dict[tuple[int, int, int, int, int, str], list[int]],
+    hit: HitRow,
+    unique: int,
+    complete_until: int,
+) -> None:
+    for level in pyramid.LEVELS:
+        size = pyramid.BLOCK_DAYS[level]
+        block = hit.utc_day // size
+        if not pyramid.block_end(level, block) < complete_until:
+            continue  # not built yet: it will be built from the daily rows, hit included
+        local = hit.local_day // size
+        values = [(TOTAL, "")]
+        values += [(code, str(hit[index] or "")) for code, index in _DIM_INDEXES]
+        for code, value in values:
+            key = (hit.site_id, code, level, block, local, value)
+            slot = acc.get(key)
+            if slot is None:
+                acc[key] = [1, unique]
+            else:
+                slot[0] += 1
+                slot[1] += unique
