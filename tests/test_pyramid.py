@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 import tinytrack
 from tests.conftest import FakeClock
-from tests.test_rollups_equal_raw import local_bounds, raw_groups
+from tests.test_rollups_equal_raw import assert_grouped_equal_raw
 from tinytrack.engine import pyramid
-from tinytrack.models import GROUP_BY_VALUES
 
 START = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
 WINDOW_DAYS = 200
@@ -92,29 +91,7 @@ async def check(
             for a, b in ranges:
                 start = START.date() + dt.timedelta(days=a)
                 end = START.date() + dt.timedelta(days=b)
-                for mode in ("utc", "user"):
-                    lo, hi = local_bounds("UTC" if mode == "utc" else tz, start, end)
-                    for group_by in GROUP_BY_VALUES:
-                        page = await engine.hits(
-                            site.id,
-                            start_date=start,
-                            end_date=end,
-                            time_zone=mode,  # type: ignore[arg-type]
-                            grouped=True,
-                            group_by=group_by,
-                            per_page=1000,  # type: ignore[arg-type]
-                        )
-                        assert isinstance(page, tinytrack.GroupedHitsPage)
-                        expected = raw_groups(db, site.id, group_by, lo, hi)
-                        if group_by == "path":
-                            got = {
-                                r["path"]: (r["views"], r["unique_views"])
-                                for r in page.grouped_hits
-                            }
-                            assert got == {k: (v[0], v[1]) for k, v in expected.items()}
-                        else:
-                            got = {r[group_by]: r["hit_count"] for r in page.grouped_hits}
-                            assert got == {k: v[0] for k, v in expected.items()}
+                await assert_grouped_equal_raw(engine, db, site, tz, start, end)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -334,6 +334,11 @@ def _add_rollups(
     site, utc, local = hit[0], hit[13], hit[14]
     keys = [(site, TOTAL, utc, local, "")]
     keys += [(site, code, utc, local, str(hit[index] or "")) for code, index in _DIM_INDEXES]
+    _count(acc, keys, unique)
+
+
+def _count(acc: dict[Any, list[int]], keys: list[Any], unique: int) -> None:
+    """Add one hit (and its unique flag) to each key's [hits, uniques] in this batch."""
     for key in keys:
         slot = acc.get(key)
         if slot is None:
@@ -357,11 +362,4 @@ def _add_block_rollups(
         local = hit.local_day // size
         values = [(TOTAL, "")]
         values += [(code, str(hit[index] or "")) for code, index in _DIM_INDEXES]
-        for code, value in values:
-            key = (hit.site_id, code, level, block, local, value)
-            slot = acc.get(key)
-            if slot is None:
-                acc[key] = [1, unique]
-            else:
-                slot[0] += 1
-                slot[1] += unique
+        _count(acc, [(hit.site_id, code, level, block, local, v) for code, v in values], unique)
