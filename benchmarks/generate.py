@@ -445,7 +445,16 @@ async def build_database(
         "total_seconds": round(total_seconds, 1),
         "db_bytes": db.stat().st_size,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "tinytrack_tree": _code_version(),
     }
+
+
+def _code_version() -> str:
+    try:
+        from common import code_version
+    except ImportError:
+        return "unknown"
+    return code_version()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
