@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
-from tinytrack.engine import pyramid
+from tinytrack.engine import db, pyramid
 from tinytrack.engine.rollups import DIMENSIONS, TOTAL
 from tinytrack.errors import EngineClosed, Overloaded
 
@@ -57,12 +57,31 @@ class Stored(NamedTuple):
 
 INSERT_HIT = """
 INSERT INTO hits (id, site_id, created_at, path, url, referrer, source, country, browser_name,
-                  platform_name, is_mobile, user_agent, unique_hash, visitor_hash, is_unique)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  platform_name, is_mobile, user_agent, unique_hash, visitor_hash, is_unique,
+                  local_day)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-UPSERT_ROLLUP = """
+# Rollup value per dimension code, taken from a HitRow (None becomes '').
+_DIM_FIELDS = sorted((code, column) for code, column in DIMENSIONS.values())
+
+# Daily rollups of a whole batch in ONE statement over the rows just inserted: each hit counted
+# once per dimension (code 0 = site total), aggregated by SQLite. Per-key upserts from Python
+# meant hundreds of statements per batch, and CPython's sqlite3 re-takes the GIL after every
+# step, each time waiting on the busy event-loop thread.
+_DIM_VALUE = (
+    "CASE d.code WHEN 0 THEN '' "
+    + " ".join(f"WHEN {code} THEN COALESCE(h.{column}, '')" for code, column in _DIM_FIELDS)
+    + " END"
+)
+ROLLUP_BATCH = f"""
 INSERT INTO hit_rollups (site_id, dim, utc_day, local_day, value, hits, uniques)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+SELECT h.site_id, d.code, h.created_at / 86400, h.local_day, {_DIM_VALUE},
+       COUNT(*), SUM(h.is_unique)
+FROM hits AS h,
+     (SELECT 0 AS code UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3
+      UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6) AS d
+WHERE h.id BETWEEN ? AND ?
+GROUP BY 1, 2, 3, 4, 5
 ON CONFLICT (site_id, dim, utc_day, local_day, value)
 DO UPDATE SET hits = hits + excluded.hits, uniques = uniques + excluded.uniques
 """
@@ -72,9 +91,6 @@ SELECT unique_hash, created_at / 86400 FROM hits
 WHERE site_id = ? AND created_at >= ? AND created_at < ? AND is_unique = 1
 """
 SITE_IDS = "SELECT id FROM sites"
-
-# Rollup value per dimension code, taken from a HitRow (None becomes '').
-_DIM_FIELDS = sorted((code, column) for code, column in DIMENSIONS.values())
 
 
 @dataclass(eq=False)
@@ -265,48 +281,52 @@ class Writer:
                 job.future.set_result(stored)
 
     async def _write_hits(self, jobs: list[_HitJob]) -> list[list[Stored]]:
-        new_seen: dict[int, set[str]] = defaultdict(set)
-        inserts: list[tuple[Any, ...]] = []
-        rollups: dict[tuple[int, int, int, int, str], list[int]] = {}
-        blocks: dict[tuple[int, int, int, int, int, str], list[int]] = {}
+        """One transaction for all queued hits: ids, unique flags, rows, rollups, COMMIT, all
+        in one call on the connection's thread (the event loop is woken once per batch)."""
         complete_until = self.blocks_complete_until
-        results: list[list[Stored]] = []
-        async with self.lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+        seen = self._seen
+
+        def transaction(raw: sqlite3.Connection) -> tuple[list[list[Stored]], dict[int, set[str]]]:
+            new_seen: dict[int, set[str]] = defaultdict(set)
+            inserts: list[tuple[Any, ...]] = []
+            blocks: dict[Any, list[int]] = {}
+            results: list[list[Stored]] = []
+            raw.execute("BEGIN IMMEDIATE")
             try:
                 # Read under the write lock: another process (the CLI) may have inserted rows.
-                async with self._conn.execute(MAX_HIT_ID) as cur:
-                    row = await cur.fetchone()
-                next_id = int(row[0]) if row else 0
+                next_id = first_id = int(raw.execute(MAX_HIT_ID).fetchone()[0]) + 1
+                next_id -= 1
                 for job in jobs:
                     stored: list[Stored] = []
                     for hit in job.rows:
                         next_id += 1
-                        day_seen = self._seen.get(hit.utc_day)
+                        day_seen = seen.get(hit.utc_day)
                         batch_seen = new_seen[hit.utc_day]
                         unique = hit.unique_hash not in batch_seen and (
                             day_seen is None or hit.unique_hash not in day_seen
                         )
                         if unique:
                             batch_seen.add(hit.unique_hash)
-                        inserts.append((next_id, *hit[:13], int(unique)))
-                        _add_rollups(rollups, hit, int(unique))
+                        inserts.append((next_id, *hit[:13], int(unique), hit[14]))
                         if hit.utc_day < complete_until:  # a late hit: its blocks may exist
                             _add_block_rollups(blocks, hit, int(unique), complete_until)
                         stored.append(Stored(next_id, unique))
                     results.append(stored)
-                await self._conn.executemany(INSERT_HIT, inserts)
-                await self._conn.executemany(
-                    UPSERT_ROLLUP, [(*key, v[0], v[1]) for key, v in rollups.items()]
-                )
+                raw.executemany(INSERT_HIT, inserts)
+                raw.execute(ROLLUP_BATCH, (first_id, next_id))
                 if blocks:
-                    await self._conn.executemany(
-                        pyramid.UPSERT_BLOCK, [(*key, v[0], v[1]) for key, v in blocks.items()]
+                    raw.executemany(
+                        pyramid.UPSERT_BLOCK, [(*k, v[0], v[1]) for k, v in blocks.items()]
                     )
-                await self._conn.execute("COMMIT")
+                raw.execute("COMMIT")
             except BaseException:
-                await self._rollback()
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
                 raise
+            return results, new_seen
+
+        async with self.lock:
+            results, new_seen = await db.on_connection_thread(self._conn, transaction)
         self._remember(new_seen)
         return results
 
@@ -326,15 +346,6 @@ class Writer:
 
 # (rollup code, HitRow index) for each dimension, resolved once instead of getattr per hit.
 _DIM_INDEXES = tuple((code, HitRow._fields.index(column)) for code, column in _DIM_FIELDS)
-
-
-def _add_rollups(
-    acc: dict[tuple[int, int, int, int, str], list[int]], hit: HitRow, unique: int
-) -> None:
-    site, utc, local = hit[0], hit[13], hit[14]
-    keys = [(site, TOTAL, utc, local, "")]
-    keys += [(site, code, utc, local, str(hit[index] or "")) for code, index in _DIM_INDEXES]
-    _count(acc, keys, unique)
 
 
 def _count(acc: dict[Any, list[int]], keys: list[Any], unique: int) -> None:
