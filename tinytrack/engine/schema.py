@@ -110,16 +110,4 @@ MIGRATIONS += (
     ),
 )
 
-MIGRATIONS += (
-    (
-        3,
-        (
-            # The site-local day of each hit, so the writer can build a batch's daily rollups
-            # with one INSERT ... SELECT over the rows it just inserted (NULL on older rows,
-            # which already have their rollups).
-            "ALTER TABLE hits ADD COLUMN local_day INTEGER",
-        ),
-    ),
-)
-
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -57,31 +57,15 @@ class Stored(NamedTuple):
 
 INSERT_HIT = """
 INSERT INTO hits (id, site_id, created_at, path, url, referrer, source, country, browser_name,
-                  platform_name, is_mobile, user_agent, unique_hash, visitor_hash, is_unique,
-                  local_day)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  platform_name, is_mobile, user_agent, unique_hash, visitor_hash, is_unique)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 # Rollup value per dimension code, taken from a HitRow (None becomes '').
 _DIM_FIELDS = sorted((code, column) for code, column in DIMENSIONS.values())
 
-# Daily rollups of a whole batch in ONE statement over the rows just inserted: each hit counted
-# once per dimension (code 0 = site total), aggregated by SQLite. Per-key upserts from Python
-# meant hundreds of statements per batch, and CPython's sqlite3 re-takes the GIL after every
-# step, each time waiting on the busy event-loop thread.
-_DIM_VALUE = (
-    "CASE d.code WHEN 0 THEN '' "
-    + " ".join(f"WHEN {code} THEN COALESCE(h.{column}, '')" for code, column in _DIM_FIELDS)
-    + " END"
-)
-ROLLUP_BATCH = f"""
+UPSERT_ROLLUP = """
 INSERT INTO hit_rollups (site_id, dim, utc_day, local_day, value, hits, uniques)
-SELECT h.site_id, d.code, h.created_at / 86400, h.local_day, {_DIM_VALUE},
-       COUNT(*), SUM(h.is_unique)
-FROM hits AS h,
-     (SELECT 0 AS code UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3
-      UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6) AS d
-WHERE h.id BETWEEN ? AND ?
-GROUP BY 1, 2, 3, 4, 5
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site_id, dim, utc_day, local_day, value)
 DO UPDATE SET hits = hits + excluded.hits, uniques = uniques + excluded.uniques
 """
@@ -289,13 +273,13 @@ class Writer:
         def transaction(raw: sqlite3.Connection) -> tuple[list[list[Stored]], dict[int, set[str]]]:
             new_seen: dict[int, set[str]] = defaultdict(set)
             inserts: list[tuple[Any, ...]] = []
+            rollups: dict[Any, list[int]] = {}
             blocks: dict[Any, list[int]] = {}
             results: list[list[Stored]] = []
             raw.execute("BEGIN IMMEDIATE")
             try:
                 # Read under the write lock: another process (the CLI) may have inserted rows.
-                next_id = first_id = int(raw.execute(MAX_HIT_ID).fetchone()[0]) + 1
-                next_id -= 1
+                next_id = int(raw.execute(MAX_HIT_ID).fetchone()[0])
                 for job in jobs:
                     stored: list[Stored] = []
                     for hit in job.rows:
@@ -307,13 +291,14 @@ class Writer:
                         )
                         if unique:
                             batch_seen.add(hit.unique_hash)
-                        inserts.append((next_id, *hit[:13], int(unique), hit[14]))
+                        inserts.append((next_id, *hit[:13], int(unique)))
+                        _add_rollups(rollups, hit, int(unique))
                         if hit.utc_day < complete_until:  # a late hit: its blocks may exist
                             _add_block_rollups(blocks, hit, int(unique), complete_until)
                         stored.append(Stored(next_id, unique))
                     results.append(stored)
                 raw.executemany(INSERT_HIT, inserts)
-                raw.execute(ROLLUP_BATCH, (first_id, next_id))
+                raw.executemany(UPSERT_ROLLUP, [(*k, v[0], v[1]) for k, v in rollups.items()])
                 if blocks:
                     raw.executemany(
                         pyramid.UPSERT_BLOCK, [(*k, v[0], v[1]) for k, v in blocks.items()]
@@ -346,6 +331,13 @@ class Writer:
 
 # (rollup code, HitRow index) for each dimension, resolved once instead of getattr per hit.
 _DIM_INDEXES = tuple((code, HitRow._fields.index(column)) for code, column in _DIM_FIELDS)
+
+
+def _add_rollups(acc: dict[Any, list[int]], hit: HitRow, unique: int) -> None:
+    site, utc, local = hit[0], hit[13], hit[14]
+    keys: list[Any] = [(site, TOTAL, utc, local, "")]
+    keys += [(site, code, utc, local, hit[index] or "") for code, index in _DIM_INDEXES]
+    _count(acc, keys, unique)
 
 
 def _count(acc: dict[Any, list[int]], keys: list[Any], unique: int) -> None:
