@@ -7,7 +7,6 @@ key; the server serialises exactly what the engine returns, so library and HTTP 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -153,21 +152,6 @@ class BatchResult(Struct, kw_only=True):
 
 # ---------------------------------------------------------------------------------------------
 # Queries
-
-
-class HitsQuery(Struct, kw_only=True):
-    """Validated parameters of ``GET /sites/{id}/hits`` (see ``tinytrack.engine.params``)."""
-
-    start_date: dt.date
-    end_date: dt.date
-    time_zone: TimeZoneMode = "utc"
-    country: str | None = None
-    path: str | None = None
-    referrer: str | None = None
-    grouped: bool = False
-    group_by: GroupBy = "path"
-    page: int = 1
-    per_page: int = 100
 
 
 class Pagination(Struct, kw_only=True):

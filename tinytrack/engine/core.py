@@ -106,7 +106,7 @@ class Engine:
         ua_retention_days: int = DEFAULT_UA_RETENTION_DAYS,
         maintenance: bool = True,
     ) -> Engine:
-        clock_fn = clock or _system_clock
+        clock_fn = clock or clock_mod.system_clock
         conn = await db.connect_writer(path)
         try:
             await db.migrate(conn)
@@ -240,10 +240,6 @@ class Engine:
         """Raise ``NotFound`` unless the site exists (cached; cheap enough for every request)."""
         await self._site_info(site_id)
 
-    async def site_by_uid(self, uid: str) -> Site:
-        info = await self._site_info_by_uid(uid)
-        return await self.get_site(info.id)
-
     async def _site_info(self, site_id: int) -> SiteInfo:
         cached = self._sites.get(site_id)
         now = time.monotonic()
@@ -260,13 +256,6 @@ class Engine:
         if info is None:
             raise NotFound("Site not found")
         return info
-
-    async def _site_info_by_uid(self, uid: str) -> SiteInfo:
-        async with self._read() as conn, conn.execute(sites.SELECT_SITE_INFO_BY_UID, (uid,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound("Site not found")
-        return sites.site_info(row)
 
     # -- API keys -------------------------------------------------------------------------------
 
@@ -600,14 +589,6 @@ class Engine:
                 except Exception:
                     log.exception("maintenance task %s failed", task.__name__)
             await asyncio.sleep(3600)
-
-    @property
-    def pending_writes(self) -> int:
-        return self._writer.pending_rows
-
-
-def _system_clock() -> float:
-    return time.time()
 
 
 async def _blocks_watermark(conn: aiosqlite.Connection, today: int) -> int:

@@ -24,7 +24,6 @@ SELECT {SITE_COLUMNS},
 FROM sites s
 """
 SELECT_SITE_INFO = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.id = ?"
-SELECT_SITE_INFO_BY_UID = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.uid = ?"
 INSERT_SITE = """
 INSERT INTO sites (uid, url, label, timezone, public, unique_hits, ignore_paths, secret,
                    created_at, updated_at)
@@ -37,7 +36,6 @@ INSERT INTO api_keys (name, access_type, prefix, token_hash, created_at) VALUES 
 SELECT_KEYS = f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"
 SELECT_KEY_BY_HASH = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = ?"
 SELECT_KEY_BY_ID = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"
-SELECT_KEY_BY_PREFIX = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = ?"
 REVOKE_KEY = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 TOUCH_KEY = "UPDATE api_keys SET last_used_at = ? WHERE id = ?"
 
