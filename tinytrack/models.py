@@ -52,6 +52,44 @@ class HitIn(Struct, kw_only=True):
     source: ShortText | None = None
 
 
+EventValue = Annotated[str, Meta(max_length=1024)]
+PropertyKey = Annotated[str, Meta(min_length=1, max_length=64)]
+PropertyValue = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
+Properties = Annotated[dict[PropertyKey, PropertyValue], Meta(max_length=50)]
+Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+
+
+class EventIn(Struct, kw_only=True):
+    """One event, as POSTed to ``/api/v1/sites/{id}/events`` (fields as in the seed).
+
+    ``properties``, ``revenue``, ``currency`` and ``order_id`` are tinytrack extensions used by
+    the other tools' formats: flat properties (no nesting), revenue as a number or decimal
+    string with a 3-letter currency, and an order id recorded at most once per site.
+    """
+
+    event: ShortText | None = None
+    value: EventValue | None = None
+    path: Url | None = None
+    url: Url | None = None
+    referrer: Url | None = None
+    user_agent: UserAgent | None = None
+    visitor_id: ShortText | None = None
+    ip_address: IpText | None = None
+    country: CountryText | None = None
+    source: ShortText | None = None
+    properties: Properties | None = None
+    revenue: float | Annotated[str, Meta(max_length=32)] | None = None
+    currency: Currency | None = None
+    order_id: ShortText | None = None
+
+
+class KudoIn(Struct, kw_only=True):
+    """One kudo, as POSTed to ``/api/v1/sites/{id}/kudos``."""
+
+    path: Url | None = None
+    custom_uid: Annotated[str, Meta(max_length=128)] | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # Records
 
@@ -118,6 +156,48 @@ class CreatedHit(Struct, kw_only=True):
     created_at: str
 
 
+class CreatedEvent(Struct, kw_only=True):
+    id: int
+    event: str
+    value: str | None
+    url: str | None
+    path: str | None
+    referrer: str | None
+    country: str
+    source: str | None
+    unique_hash: str
+    visitor_hash: str
+    created_at: str
+
+
+class Event(Struct, kw_only=True):
+    """An event as listed by ``GET /sites/{id}/events`` (no hashes, as for hits)."""
+
+    id: int
+    event: str
+    value: str | None
+    url: str | None
+    path: str | None
+    referrer: str | None
+    country: str
+    browser_name: str | None
+    platform_name: str | None
+    is_mobile: bool
+    source: str | None
+    properties: dict[str, Any] | None
+    revenue: float | None
+    currency: str | None
+    order_id: str | None
+    created_at: str
+
+
+class Kudo(Struct, kw_only=True):
+    id: int
+    uid: str
+    path: str
+    created_at: str
+
+
 # ---------------------------------------------------------------------------------------------
 # Write results
 
@@ -133,6 +213,27 @@ class Ignored(Struct, kw_only=True):
 
 
 HitResult = HitCreated | Ignored
+
+
+class EventCreated(Struct, kw_only=True):
+    status: Literal["created"]
+    event: CreatedEvent
+
+
+EventResult = EventCreated | Ignored
+
+
+class KudoCreated(Struct, kw_only=True):
+    status: Literal["created"]
+    kudo: Kudo
+
+
+KudoResult = KudoCreated | Ignored
+
+
+class KudoDeleted(Struct, kw_only=True):
+    status: Literal["deleted"]
+    uid: str
 
 
 class BatchRowResult(Struct, kw_only=True, omit_defaults=True):
@@ -184,6 +285,135 @@ class GroupedHitsPage(Struct, kw_only=True):
     grouped_hits: list[dict[str, Any]]
     pagination: Pagination
     filters: HitFilters
+
+
+EventGroupBy = Literal["event", "value", "path"]
+EVENT_GROUP_BY_VALUES: tuple[EventGroupBy, ...] = ("event", "value", "path")
+
+
+class EventFilters(Struct, kw_only=True, omit_defaults=True):
+    start_date: str
+    end_date: str
+    time_zone: TimeZoneMode
+    event: str | None
+    value: str | None
+    path: str | None
+    grouped: bool
+    group_by: EventGroupBy | UnsetType = UNSET
+
+
+class EventsPage(Struct, kw_only=True):
+    events: list[Event]
+    pagination: Pagination
+    filters: EventFilters
+
+
+class GroupedEventsPage(Struct, kw_only=True):
+    # {"event": ..., "event_count": n, "unique_count": u}; the first key follows group_by.
+    grouped_events: list[dict[str, Any]]
+    pagination: Pagination
+    filters: EventFilters
+
+
+class KudoFilters(Struct, kw_only=True):
+    start_date: str
+    end_date: str
+    time_zone: TimeZoneMode
+    path: str | None
+    uid: str | None
+
+
+class KudosPage(Struct, kw_only=True):
+    kudos: list[Kudo]
+    pagination: Pagination
+    filters: KudoFilters
+
+
+class LeaderboardRow(Struct, kw_only=True):
+    path: str
+    total_hits: int
+    unique_hits: int
+    percentage: float
+
+
+class SiteRef(Struct, kw_only=True):
+    id: int
+    uid: str
+    url: str
+    label: str | None
+
+
+class CacheInfo(Struct, kw_only=True):
+    """The seed's leaderboard is cached for an hour; tinytrack's is computed from rollups kept
+    current in every write transaction, so it is never stale: ``cached_at`` and
+    ``expires_at`` are the moment of the answer, and ``always_fresh`` says so."""
+
+    cached_at: str
+    expires_at: str
+    always_fresh: bool
+    computed_from: str
+
+
+class LeaderboardFilters(Struct, kw_only=True):
+    path: str | None
+
+
+class LeaderboardPage(Struct, kw_only=True):
+    leaderboard: list[LeaderboardRow]
+    site: SiteRef
+    pagination: Pagination
+    cache_info: CacheInfo
+    filters: LeaderboardFilters
+
+
+class JourneyPage(Struct, kw_only=True):
+    path: str
+
+
+class UserJourney(Struct, kw_only=True):
+    visitor_hash: str
+    page_count: int
+    first_hit: str
+    last_hit: str
+    duration_minutes: int
+    pages: list[JourneyPage]
+    entry_page: str
+    exit_page: str
+    session_duration: int
+    referrer: str | None
+    country: str | None
+    browser: str | None
+
+
+class JourneySummary(Struct, kw_only=True):
+    total_visitors: int
+    multi_page_visitors: int
+    single_page_visitors: int
+    bounce_rate: float
+
+
+class PathVisitors(Struct, kw_only=True):
+    path: str
+    visitors: int
+
+
+class JourneyInsights(Struct, kw_only=True):
+    top_entry_pages: list[PathVisitors]
+    top_exit_pages: list[PathVisitors]
+
+
+class JourneyFilters(Struct, kw_only=True):
+    start_date: str
+    end_date: str
+    time_zone: TimeZoneMode
+
+
+class UserJourneysPage(Struct, kw_only=True):
+    user_journeys: list[UserJourney]
+    summary: JourneySummary
+    insights: JourneyInsights
+    pagination: Pagination
+    filters: JourneyFilters
 
 
 class ApiKeyInfo(Struct, kw_only=True):

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 import msgspec
@@ -19,7 +20,11 @@ from tinytrack.engine import (
     clock,
     db,
     enrich,
+    events,
     ingest,
+    journeys,
+    kudos,
+    leaderboard,
     params,
     privacy,
     pyramid,
@@ -30,7 +35,7 @@ from tinytrack.engine import (
 from tinytrack.engine import clock as clock_mod
 from tinytrack.engine.clock import Clock
 from tinytrack.engine.ingest import SiteInfo
-from tinytrack.engine.writer import HitRow, Writer
+from tinytrack.engine.writer import EventRow, HitRow, Writer
 from tinytrack.errors import (
     AuthError,
     EngineClosed,
@@ -44,8 +49,17 @@ from tinytrack.models import (
     ApiKeyInfo,
     BatchResult,
     BatchRowResult,
+    CacheInfo,
+    CreatedEvent,
     CreatedHit,
+    EventCreated,
+    EventFilters,
+    EventGroupBy,
+    EventIn,
+    EventResult,
+    EventsPage,
     GroupBy,
+    GroupedEventsPage,
     GroupedHitsPage,
     HitCreated,
     HitFilters,
@@ -53,17 +67,31 @@ from tinytrack.models import (
     HitResult,
     HitsPage,
     Ignored,
+    JourneyFilters,
+    Kudo,
+    KudoCreated,
+    KudoDeleted,
+    KudoFilters,
+    KudoIn,
+    KudoResult,
+    KudosPage,
+    LeaderboardFilters,
+    LeaderboardPage,
     Me,
     NewApiKey,
     Site,
+    SiteRef,
     TimeZoneMode,
+    UserJourneysPage,
 )
 
 log = logging.getLogger("tinytrack.engine")
+T = TypeVar("T")
 
 CACHE_SECONDS = 1.0  # changes made by another process (the CLI) are seen within this time
 KEY_TOUCH_SECONDS = 60  # last_used_at is written at most this often per key
 MAX_BATCH = 1000
+DUPLICATE_ORDER = "Order id has already been recorded"
 DEFAULT_UA_RETENTION_DAYS = 7
 
 
@@ -119,7 +147,9 @@ class Engine:
             writer = Writer(conn, lock=lock, max_pending_rows=max_pending_rows)
             today = int(clock_fn()) // clock_mod.SECONDS_PER_DAY
             await writer.start(
-                today=today, blocks_complete_until=await _blocks_watermark(conn, today)
+                today=today,
+                blocks_complete_until=await _blocks_watermark(conn, today),
+                journeys_built_until=await journeys.built_until(conn),
             )
         except BaseException:
             await conn.close()
@@ -421,15 +451,7 @@ class Engine:
             results.append(BatchRowResult(index=index, status="created"))
         if rows:
             await self._writer.insert_hits(rows)
-        counts = {"created": 0, "ignored": 0, "error": 0}
-        for result in results:
-            counts[result.status] += 1
-        return BatchResult(
-            created_count=counts["created"],
-            ignored_count=counts["ignored"],
-            error_count=counts["error"],
-            results=results,
-        )
+        return _batch_result(results)
 
     # -- reading hits ---------------------------------------------------------------------------
 
@@ -454,18 +476,12 @@ class Engine:
         (``"user"``); they default to the last 30 days up to today.
         """
         site = await self._site_info(site_id)
-        tz = site.timezone if time_zone == "user" else "UTC"
-        end = end_date or clock.today(tz, self._clock())
-        start = start_date or (end - dt.timedelta(days=30))
-        params.check_range(start, end)
-        if not 1 <= per_page <= params.MAX_PER_PAGE or page < 1:
-            raise InvalidParameter("page must be >= 1 and per_page between 1 and 1000")
-        days = (clock.day_number(start), clock.day_number(end))
-        bounds = queries.time_bounds(site, days[0], days[1], time_zone)
+        days, bounds = self._range(site, start_date, end_date, time_zone)
+        _check_page(page, per_page, params.MAX_PER_PAGE)
         filters = {"country": country, "path": path, "referrer": referrer}
         shown = HitFilters(
-            start_date=start.isoformat(),
-            end_date=end.isoformat(),
+            start_date=clock.day_from_number(days[0]).isoformat(),
+            end_date=clock.day_from_number(days[1]).isoformat(),
             time_zone=time_zone,
             country=country,
             path=path,
@@ -500,6 +516,285 @@ class Engine:
             pagination=queries.pagination(page, per_page, total),
             filters=shown,
         )
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def record_event(self, site_id: int, event: EventIn) -> EventResult:
+        """Store one event. Returns ``EventCreated`` once committed, or ``Ignored`` (bot,
+        ignore rule, an order id already recorded); raises ``ValidationFailed``."""
+        site = await self._site_info(site_id)
+        now = self.now()
+        prepared = ingest.prepare_event(
+            site, event, now=now, salt=await self._salt(clock.utc_day(now))
+        )
+        if isinstance(prepared, Ignored):
+            return prepared
+        (stored,) = await self._writer.insert_events([prepared])
+        if stored.duplicate:
+            return Ignored(status="ignored", reason=DUPLICATE_ORDER)
+        return EventCreated(status="created", event=_created_event(site, prepared, stored.id))
+
+    async def record_events(
+        self, site_id: int, items: Sequence[EventIn | ValidationFailed]
+    ) -> BatchResult:
+        """Store many events in one transaction, partial success (like ``record_hits``)."""
+        if len(items) > MAX_BATCH:
+            raise ValidationFailed([f"Batch is limited to {MAX_BATCH} events"])
+        site = await self._site_info(site_id)
+        now = self.now()
+        salt = await self._salt(clock.utc_day(now))
+        results: list[BatchRowResult] = []
+        rows: list[EventRow] = []
+        row_results: list[BatchRowResult] = []
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, ValidationFailed):
+                    raise item
+                prepared = ingest.prepare_event(site, item, now=now, salt=salt)
+            except ValidationFailed as exc:
+                results.append(BatchRowResult(index=index, status="error", errors=exc.errors))
+                continue
+            if isinstance(prepared, Ignored):
+                results.append(
+                    BatchRowResult(index=index, status="ignored", reason=prepared.reason)
+                )
+                continue
+            rows.append(prepared)
+            row_results.append(BatchRowResult(index=index, status="created"))
+            results.append(row_results[-1])
+        if rows:
+            for result, stored in zip(
+                row_results, await self._writer.insert_events(rows), strict=True
+            ):
+                if stored.duplicate:
+                    result.status, result.reason = "ignored", DUPLICATE_ORDER
+        return _batch_result(results)
+
+    async def events(
+        self,
+        site_id: int,
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+        event: str | None = None,
+        value: str | None = None,
+        path: str | None = None,
+        grouped: bool = False,
+        group_by: EventGroupBy | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> EventsPage | GroupedEventsPage:
+        """``GET /sites/{id}/events``: raw events (newest first) or counts grouped by event
+        name, value or path; dates, time zones and pages exactly as for ``hits``."""
+        site = await self._site_info(site_id)
+        days, bounds = self._range(site, start_date, end_date, time_zone)
+        _check_page(page, per_page, params.MAX_PER_PAGE)
+        filters = {"event": event, "value": value, "path": path}
+        shown = EventFilters(
+            start_date=clock.day_from_number(days[0]).isoformat(),
+            end_date=clock.day_from_number(days[1]).isoformat(),
+            time_zone=time_zone,
+            event=event,
+            value=value,
+            path=path,
+            grouped=grouped,
+        )
+        async with self._read() as conn:
+            if not grouped:
+                rows, total = await events.raw_events(conn, site, bounds, filters, page, per_page)
+                return EventsPage(
+                    events=rows,
+                    pagination=queries.pagination(page, per_page, total),
+                    filters=shown,
+                )
+            dim: EventGroupBy = group_by or "event"
+            shown.group_by = dim
+            if any(v is not None for v in filters.values()):
+                groups, total = await events.grouped_from_raw(
+                    conn, site, dim, bounds, filters, page, per_page
+                )
+            else:
+                local = time_zone == "user" and site.timezone != "UTC"
+                segments = pyramid.plan(
+                    days[0], days[1], self._writer.blocks_complete_until, local=local
+                )
+                groups, total = await events.grouped_from_rollups(
+                    conn, site, dim, segments, local, page, per_page
+                )
+        return GroupedEventsPage(
+            grouped_events=[
+                events.shape_group(dim, g, with_uniques=site.unique_hits) for g in groups
+            ],
+            pagination=queries.pagination(page, per_page, total),
+            filters=shown,
+        )
+
+    def _range(
+        self,
+        site: SiteInfo,
+        start_date: dt.date | None,
+        end_date: dt.date | None,
+        time_zone: TimeZoneMode,
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(first day, last day) and [start, end) seconds of a date range in the chosen mode;
+        defaults to the 30 days before today (in that mode) up to today."""
+        tz = site.timezone if time_zone == "user" else "UTC"
+        end = end_date or clock.today(tz, self._clock())
+        start = start_date or (end - dt.timedelta(days=30))
+        params.check_range(start, end)
+        days = (clock.day_number(start), clock.day_number(end))
+        return days, queries.time_bounds(site, days[0], days[1], time_zone)
+
+    # -- kudos ----------------------------------------------------------------------------------
+
+    async def create_kudo(self, site_id: int, kudo: KudoIn) -> KudoResult:
+        """Store one kudo (uid: ``custom_uid`` or a generated one). A uid already used on this
+        site raises ``ValidationFailed`` ("Uid has already been taken")."""
+        site = await self._site_info(site_id)
+        prepared = ingest.prepare_kudo(site, kudo)
+        if isinstance(prepared, Ignored):
+            return prepared
+        path, uid = prepared
+        now = self.now()
+        generated = kudo.custom_uid is None
+
+        async def insert(conn: aiosqlite.Connection) -> Kudo:
+            nonlocal uid
+            for _ in range(5):
+                try:
+                    cur = await conn.execute(kudos.INSERT, (site.id, uid, path, now))
+                except sqlite3.IntegrityError:
+                    if not generated:
+                        raise ValidationFailed([kudos.UID_TAKEN]) from None
+                    uid = ingest.new_kudo_uid()
+                    continue
+                kudo_id = int(cur.lastrowid or 0)
+                return Kudo(id=kudo_id, uid=uid, path=path, created_at=clock.iso(now))
+            raise RuntimeError("could not allocate a unique kudo uid")
+
+        return KudoCreated(status="created", kudo=await self._writer.run(insert))
+
+    async def delete_kudo(self, site_id: int, uid: str) -> KudoDeleted:
+        """Delete one kudo by uid; ``NotFound`` ("Kudo not found") when there is none."""
+        await self._site_info(site_id)
+
+        async def delete(conn: aiosqlite.Connection) -> int:
+            cur = await conn.execute(kudos.DELETE, (site_id, uid))
+            return cur.rowcount
+
+        if await self._writer.run(delete) < 1:
+            raise NotFound("Kudo not found")
+        return KudoDeleted(status="deleted", uid=uid)
+
+    async def kudos(
+        self,
+        site_id: int,
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+        path: str | None = None,
+        uid: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> KudosPage:
+        """``GET /sites/{id}/kudos``: kudos in a date range, newest first."""
+        site = await self._site_info(site_id)
+        days, bounds = self._range(site, start_date, end_date, time_zone)
+        _check_page(page, per_page, params.MAX_PER_PAGE)
+        async with self._read() as conn:
+            rows, total = await kudos.list_kudos(
+                conn, site.id, bounds, {"path": path, "uid": uid}, page, per_page
+            )
+        return KudosPage(
+            kudos=rows,
+            pagination=queries.pagination(page, per_page, total),
+            filters=KudoFilters(
+                start_date=clock.day_from_number(days[0]).isoformat(),
+                end_date=clock.day_from_number(days[1]).isoformat(),
+                time_zone=time_zone,
+                path=path,
+                uid=uid,
+            ),
+        )
+
+    async def kudo_count(self, site_id: int, path: str) -> int:
+        """All-time kudos of one path (what a kudos button shows)."""
+        await self._site_info(site_id)
+        async with self._read() as conn:
+            return await kudos.count_for_path(conn, site_id, enrich.normalize_path(path)[0])
+
+    # -- leaderboard ----------------------------------------------------------------------------
+
+    async def leaderboard(
+        self, site_id: int, *, path: str | None = None, page: int = 1, per_page: int = 100
+    ) -> LeaderboardPage:
+        """All-time paths by hits, with unique hits and the share of all the site's hits.
+
+        Computed on every call from the rollups (days and the pyramid's blocks), which the
+        writer keeps current in each write transaction: never stale, so nothing is cached."""
+        site = await self._site_info(site_id)
+        _check_page(page, per_page, params.MAX_PER_PAGE)
+        today = clock.utc_day(self._clock())
+        async with self._read() as conn:
+            first, total = await leaderboard.span_and_total(conn, site.id)
+            groups: list[queries.GroupRow] = []
+            count = 0
+            if first is not None:
+                segments = pyramid.plan(
+                    first, max(today, first), self._writer.blocks_complete_until, local=False
+                )
+                groups, count = await queries.grouped_from_rollups(
+                    conn, site, "path", segments, False, page, per_page, value_like=path
+                )
+        now = clock.iso(self.now())
+        return LeaderboardPage(
+            leaderboard=[leaderboard.row(g, total) for g in groups],
+            site=SiteRef(id=site.id, uid=site.uid, url=site.url, label=site.label),
+            pagination=queries.pagination(page, per_page, count),
+            cache_info=CacheInfo(
+                cached_at=now, expires_at=now, always_fresh=True, computed_from="rollups"
+            ),
+            filters=LeaderboardFilters(path=path),
+        )
+
+    # -- user journeys --------------------------------------------------------------------------
+
+    async def user_journeys(
+        self,
+        site_id: int,
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+        page: int = 1,
+        per_page: int = params.MAX_JOURNEYS_PER_PAGE,
+    ) -> UserJourneysPage:
+        """``GET /sites/{id}/user_journeys``: each visitor's pages per UTC day (a journey),
+        newest first, with summary and top entry / exit pages. A journey is in the date range
+        (dates and time zones as for ``hits``) when its first hit is; see ``journeys``."""
+        site = await self._site_info(site_id)
+        if time_zone not in ("utc", "user"):
+            raise InvalidParameter("time_zone must be 'utc' or 'user'")
+        days, bounds = self._range(site, start_date, end_date, time_zone)
+        _check_page(page, per_page, params.MAX_JOURNEYS_PER_PAGE)
+        shown = JourneyFilters(
+            start_date=clock.day_from_number(days[0]).isoformat(),
+            end_date=clock.day_from_number(days[1]).isoformat(),
+            time_zone=time_zone,
+        )
+        async with self._read() as conn:
+            return await journeys.user_journeys_page(
+                conn,
+                site.id,
+                days=days,
+                bounds=bounds,
+                local=time_zone == "user",
+                page=page,
+                per_page=per_page,
+                filters=shown,
+            )
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -546,7 +841,7 @@ class Engine:
         async with self._read() as conn, conn.execute("SELECT id FROM sites") as cur:
             site_ids = [row[0] for row in await cur.fetchall()]
         built = 0
-        codes = [rollups.TOTAL, *(code for code, _ in rollups.DIMENSIONS.values())]
+        codes = rollups.ALL_CODES
         # One transaction per block end day, oldest first, so the watermark only ever moves
         # over blocks that are committed, and ingestion waits at most one block's work.
         groups = list(pyramid.blocks_ending_between(start, today).items())
@@ -581,9 +876,29 @@ class Engine:
             built += len(blocks)
         return built
 
+    async def build_journeys(self) -> int:
+        """Build the user journeys of every finished UTC day not built yet (see ``journeys``);
+        returns how many (site, day) pairs were built. Runs hourly in the background."""
+        today = clock.utc_day(self._clock())
+        async with self._read() as conn:
+            todo = await journeys.days_to_build(conn, today)
+        # One transaction per site and day: ingestion waits at most one day's build.
+        for site_id, tz, day in todo:
+
+            async def build(
+                conn: aiosqlite.Connection, site_id: int = site_id, tz: str = tz, day: int = day
+            ) -> int:
+                return await journeys.build_day(conn, site_id, tz, day)
+
+            def advance(day: int = day) -> None:
+                self._writer.journeys_built_until = max(self._writer.journeys_built_until, day + 1)
+
+            await self._writer.run(build, after_commit=advance)
+        return len(todo)
+
     async def _maintain(self) -> None:
         while True:
-            for task in (self.purge_user_agents, self.compact_rollups):
+            for task in (self.purge_user_agents, self.compact_rollups, self.build_journeys):
                 try:
                     await task()
                 except Exception:
@@ -641,19 +956,66 @@ def _created_hit(site: SiteInfo, row: HitRow, hit_id: int) -> CreatedHit:
     )
 
 
-def decode_hit(raw: bytes | msgspec.Raw) -> HitIn:
-    """Decode one JSON hit object; malformed input raises ``ValidationFailed``."""
+def _check_page(page: int, per_page: int, maximum: int) -> None:
+    if page < 1 or not 1 <= per_page <= maximum:
+        raise InvalidParameter(f"page must be >= 1 and per_page between 1 and {maximum}")
+
+
+def _batch_result(results: list[BatchRowResult]) -> BatchResult:
+    counts = {"created": 0, "ignored": 0, "error": 0}
+    for result in results:
+        counts[result.status] += 1
+    return BatchResult(
+        created_count=counts["created"],
+        ignored_count=counts["ignored"],
+        error_count=counts["error"],
+        results=results,
+    )
+
+
+def _created_event(site: SiteInfo, row: EventRow, event_id: int) -> CreatedEvent:
+    return CreatedEvent(
+        id=event_id,
+        event=row.name,
+        value=row.value,
+        url=events.event_url(site, row.url, row.path),
+        path=row.path,
+        referrer=row.referrer,
+        country=row.country,
+        source=row.source,
+        unique_hash=row.unique_hash,
+        visitor_hash=row.visitor_hash,
+        created_at=clock.iso(row.created_at),
+    )
+
+
+def _decode(raw: bytes | msgspec.Raw, kind: type[T]) -> T:
     try:
-        return msgspec.json.decode(raw, type=HitIn)
+        return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise ValidationFailed([str(exc)]) from None
     except msgspec.DecodeError as exc:
         raise ValidationFailed([f"Malformed JSON: {exc}"]) from None
 
 
-def decode_hit_batch(raw: bytes) -> list[HitIn | ValidationFailed]:
-    """Decode a top-level JSON array of hits; each element is decoded on its own so one bad
-    row only fails itself."""
+def decode_hit(raw: bytes | msgspec.Raw) -> HitIn:
+    """Decode one JSON hit object; malformed input raises ``ValidationFailed``."""
+    return _decode(raw, HitIn)
+
+
+def decode_event(raw: bytes | msgspec.Raw) -> EventIn:
+    """Decode one JSON event object; malformed input raises ``ValidationFailed``."""
+    return _decode(raw, EventIn)
+
+
+def decode_kudo(raw: bytes | msgspec.Raw) -> KudoIn:
+    """Decode one JSON kudo object; malformed input raises ``ValidationFailed``."""
+    return _decode(raw, KudoIn)
+
+
+def _decode_batch(raw: bytes, kind: type[T], noun: str) -> list[T | ValidationFailed]:
+    """Decode a top-level JSON array; each element is decoded on its own so one bad row only
+    fails itself."""
     try:
         items = msgspec.json.decode(raw, type=list[msgspec.Raw])
     except msgspec.ValidationError:
@@ -661,11 +1023,21 @@ def decode_hit_batch(raw: bytes) -> list[HitIn | ValidationFailed]:
     except msgspec.DecodeError as exc:
         raise ValidationFailed([f"Malformed JSON: {exc}"]) from None
     if len(items) > MAX_BATCH:
-        raise ValidationFailed([f"Batch is limited to {MAX_BATCH} hits"])
-    out: list[HitIn | ValidationFailed] = []
+        raise ValidationFailed([f"Batch is limited to {MAX_BATCH} {noun}"])
+    out: list[T | ValidationFailed] = []
     for item in items:
         try:
-            out.append(decode_hit(item))
+            out.append(_decode(item, kind))
         except ValidationFailed as exc:
             out.append(exc)
     return out
+
+
+def decode_hit_batch(raw: bytes) -> list[HitIn | ValidationFailed]:
+    """Decode a top-level JSON array of hits (see ``_decode_batch``)."""
+    return _decode_batch(raw, HitIn, "hits")
+
+
+def decode_event_batch(raw: bytes) -> list[EventIn | ValidationFailed]:
+    """Decode a top-level JSON array of events (see ``_decode_batch``)."""
+    return _decode_batch(raw, EventIn, "events")

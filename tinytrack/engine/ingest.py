@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import fnmatch
+import secrets
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import msgspec
 
 from tinytrack.engine import clock, enrich, privacy
-from tinytrack.engine.writer import HitRow
+from tinytrack.engine.writer import EventRow, HitRow
 from tinytrack.errors import ValidationFailed
-from tinytrack.models import HitIn, Ignored
+from tinytrack.models import EventIn, HitIn, Ignored, KudoIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,7 @@ class SiteInfo:
     id: int
     uid: str
     url: str
+    label: str | None
     host: str
     timezone: str
     active: bool
@@ -34,6 +39,12 @@ PATH_BLANK = "Path can't be blank"
 BAD_COUNTRY = "Country must be a 2-letter uppercase code (for example US, PL, XX)"
 IGNORED_PATH = "Path matches ignore rule"
 SITE_INACTIVE = "Site is not active"
+EVENT_BLANK = "Event can't be blank"
+EVENT_FORMAT = "Event must be 'category.action' format (2+ dot-separated segments)"
+EVENT_IGNORED = "Event matched ignore rules"
+BAD_REVENUE = "Revenue must be a decimal number with at most 6 decimal places"
+MAX_REVENUE = Decimal(10) ** 12
+UID_BLANK = "Uid can't be blank"
 
 
 def validate(hit: HitIn) -> None:
@@ -42,6 +53,43 @@ def validate(hit: HitIn) -> None:
         errors.append(PATH_BLANK)
     if hit.country is not None and not enrich.valid_country(hit.country):
         errors.append(BAD_COUNTRY)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def valid_event_name(name: str) -> bool:
+    parts = name.split(".")
+    return len(parts) >= 2 and all(part.strip() for part in parts)
+
+
+def revenue_micros(value: float | str) -> int:
+    """Revenue as an exact integer number of millionths; ``ValueError`` when unusable."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(BAD_REVENUE) from None
+    if not amount.is_finite() or abs(amount) >= MAX_REVENUE:
+        raise ValueError(BAD_REVENUE)
+    micros = amount * 1_000_000
+    if micros != micros.to_integral_value():
+        raise ValueError(BAD_REVENUE)
+    return int(micros)
+
+
+def validate_event(event: EventIn) -> None:
+    errors: list[str] = []
+    name = event.event.strip() if event.event else ""
+    if not name:
+        errors.append(EVENT_BLANK)
+    elif not valid_event_name(name):
+        errors.append(EVENT_FORMAT)
+    if event.country is not None and not enrich.valid_country(event.country):
+        errors.append(BAD_COUNTRY)
+    if event.revenue is not None:
+        try:
+            revenue_micros(event.revenue)
+        except ValueError as exc:
+            errors.append(str(exc))
     if errors:
         raise ValidationFailed(errors)
 
@@ -96,3 +144,84 @@ def prepare_hit(site: SiteInfo, hit: HitIn, *, now: int, salt: bytes) -> HitRow 
         now // clock.SECONDS_PER_DAY,
         clock.local_day(site.timezone, now),
     )
+
+
+def prepare_event(site: SiteInfo, event: EventIn, *, now: int, salt: bytes) -> EventRow | Ignored:
+    """Like ``prepare_hit`` for an event: same enrichment, bot filter and hashing; the path is
+    optional; an ignored path answers the seed's "Event matched ignore rules"."""
+    validate_event(event)
+    assert event.event is not None
+    if not site.active:
+        return Ignored(status="ignored", reason=SITE_INACTIVE)
+    path: str | None = None
+    query = ""
+    if event.path is not None and event.path.strip():
+        path, query = enrich.normalize_path(event.path)
+        if site.ignore_paths and ignored_path(site, path):
+            return Ignored(status="ignored", reason=EVENT_IGNORED)
+    ua = event.user_agent.strip() if event.user_agent else None
+    info = enrich.parse_ua(ua) if ua else enrich.NO_UA
+    if info.bot:
+        return Ignored(status="ignored", reason=info.bot)
+    url = event.url.strip() if event.url and event.url.strip() else None
+    if not query and url and "?" in url:
+        query = url.partition("?")[2].partition("#")[0]
+    referrer = event.referrer.strip() if event.referrer and event.referrer.strip() else None
+    source = enrich.infer_source(
+        source=event.source, query=query, referrer=referrer, site_host=site.host
+    )
+    name = event.event.strip()
+    if event.visitor_id and event.visitor_id.strip():
+        who = "v:" + event.visitor_id.strip()
+        visitor_hash = privacy.stable_visitor_hash(site.secret, site.id, who)
+    else:
+        who = privacy.identity(event.ip_address, ua)
+        visitor_hash = privacy.visitor_hash(salt, site.id, who)
+    revenue = revenue_micros(event.revenue) if event.revenue is not None else None
+    properties = msgspec.json.encode(event.properties).decode() if event.properties else None
+    return EventRow(
+        site.id,
+        now,
+        name,
+        event.value,
+        path,
+        url,
+        referrer,
+        source,
+        enrich.country_for(event.country, event.ip_address),
+        info.browser_name,
+        info.platform_name,
+        int(info.is_mobile),
+        ua,
+        privacy.event_unique_hash(salt, site.id, name, who),
+        visitor_hash,
+        properties,
+        revenue,
+        event.currency if revenue is not None else None,
+        event.order_id.strip() if event.order_id and event.order_id.strip() else None,
+        now // clock.SECONDS_PER_DAY,
+        clock.local_day(site.timezone, now),
+    )
+
+
+def prepare_kudo(site: SiteInfo, kudo: KudoIn) -> tuple[str, str] | Ignored:
+    """(path, uid) of a valid kudo, ``Ignored`` for an ignored path or inactive site."""
+    errors: list[str] = []
+    if kudo.path is None or not kudo.path.strip():
+        errors.append(PATH_BLANK)
+    if kudo.custom_uid is not None and not kudo.custom_uid.strip():
+        errors.append(UID_BLANK)
+    if errors:
+        raise ValidationFailed(errors)
+    assert kudo.path is not None
+    if not site.active:
+        return Ignored(status="ignored", reason=SITE_INACTIVE)
+    path, _query = enrich.normalize_path(kudo.path)
+    if site.ignore_paths and ignored_path(site, path):
+        return Ignored(status="ignored", reason=IGNORED_PATH)
+    uid = kudo.custom_uid.strip() if kudo.custom_uid else new_kudo_uid()
+    return path, uid
+
+
+def new_kudo_uid() -> str:
+    return secrets.token_urlsafe(12)

@@ -10,7 +10,7 @@ from typing import Any
 
 from tinytrack.engine import enrich
 from tinytrack.errors import InvalidParameter
-from tinytrack.models import GROUP_BY_VALUES
+from tinytrack.models import EVENT_GROUP_BY_VALUES, GROUP_BY_VALUES
 
 MAX_PER_PAGE = 1000
 MAX_RANGE_DAYS = 730
@@ -54,15 +54,7 @@ def _text(name: str, value: str, limit: int = 2048) -> str:
 
 def parse_hits_params(params: Mapping[str, str]) -> dict[str, Any]:
     """Keyword arguments for ``Engine.hits`` from query-string values. Unknown keys are ignored."""
-    out: dict[str, Any] = {}
-    if (v := params.get("start_date")) is not None:
-        out["start_date"] = parse_date("start_date", v)
-    if (v := params.get("end_date")) is not None:
-        out["end_date"] = parse_date("end_date", v)
-    if (v := params.get("time_zone")) is not None:
-        if v not in ("utc", "user"):
-            raise InvalidParameter("time_zone must be 'utc' or 'user'")
-        out["time_zone"] = v
+    out = _range_params(params)
     if (v := params.get("country")) is not None and v != "":
         if not enrich.valid_country(v):
             raise InvalidParameter("country must be a 2-letter uppercase country code")
@@ -81,6 +73,53 @@ def parse_hits_params(params: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _range_params(params: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if (v := params.get("start_date")) is not None:
+        out["start_date"] = parse_date("start_date", v)
+    if (v := params.get("end_date")) is not None:
+        out["end_date"] = parse_date("end_date", v)
+    if (v := params.get("time_zone")) is not None:
+        if v not in ("utc", "user"):
+            raise InvalidParameter("time_zone must be 'utc' or 'user'")
+        out["time_zone"] = v
+    return out
+
+
+def _texts(params: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    return {n: _text(n, v) for n in names if (v := params.get(n)) is not None and v != ""}
+
+
+def parse_events_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.events``: dates as for hits, filters ``event``,
+    ``value``, ``path``, ``grouped`` and ``group_by`` (event, value or path), pages."""
+    out = _range_params(params)
+    out.update(_texts(params, ("event", "value", "path")))
+    if (v := params.get("grouped")) is not None:
+        out["grouped"] = parse_bool("grouped", v)
+    if (v := params.get("group_by")) is not None:
+        if v not in EVENT_GROUP_BY_VALUES:
+            raise InvalidParameter("group_by must be one of " + ", ".join(EVENT_GROUP_BY_VALUES))
+        out["group_by"] = v
+    out.update(parse_page(params, max_per_page=MAX_PER_PAGE))
+    return out
+
+
+def parse_kudos_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.kudos``: dates, ``path`` and ``uid`` filters, pages."""
+    out = _range_params(params)
+    out.update(_texts(params, ("path", "uid")))
+    out.update(parse_page(params, max_per_page=MAX_PER_PAGE))
+    return out
+
+
+def parse_leaderboard_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.leaderboard``: ``path`` (partial, any case), pages."""
+    out: dict[str, Any] = _texts(params, ("path",))
+    out.update(parse_page(params, max_per_page=MAX_PER_PAGE))
+    return out
+
+
 def parse_page(params: Mapping[str, str], *, max_per_page: int) -> dict[str, int]:
     out: dict[str, int] = {}
     if (v := params.get("page")) is not None:
@@ -95,3 +134,13 @@ def check_range(start: dt.date, end: dt.date) -> None:
         raise InvalidParameter("start_date must be on or before end_date")
     if (end - start).days > MAX_RANGE_DAYS:
         raise InvalidParameter(f"Date range is limited to {MAX_RANGE_DAYS} days")
+
+
+MAX_JOURNEYS_PER_PAGE = 50  # the seed's limit for user_journeys
+
+
+def parse_journeys_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.user_journeys``: dates as for hits, pages of <= 50."""
+    out = _range_params(params)
+    out.update(parse_page(params, max_per_page=MAX_JOURNEYS_PER_PAGE))
+    return out

@@ -36,6 +36,11 @@ def unique_hash(salt: bytes, site_id: int, path: str, who: str) -> str:
     return _hash(salt, str(site_id), path, who)
 
 
+def event_unique_hash(salt: bytes, site_id: int, name: str, who: str) -> str:
+    # "\x01" keeps event hashes apart from page hashes of a path spelled like the name.
+    return _hash(salt, str(site_id), "\x01" + name, who)
+
+
 def visitor_hash(salt: bytes, site_id: int, who: str) -> str:
     return _hash(salt, str(site_id), who)
 

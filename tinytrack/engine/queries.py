@@ -146,10 +146,15 @@ async def grouped_from_raw(
 
 
 def _rollup_parts(
-    site_id: int, code: int, segments: list[pyramid.Segment], local: bool
-) -> tuple[str, list[int]]:
+    site_id: int,
+    code: int,
+    segments: list[pyramid.Segment],
+    local: bool,
+    extra: tuple[str, list[Any]] | None = None,
+) -> tuple[str, list[Any]]:
+    """One SELECT per segment, joined by UNION ALL; ``extra`` = (condition, args) for each."""
     parts: list[str] = []
-    args: list[int] = []
+    args: list[Any] = []
     for level, first, last in segments:
         if level == 0:
             if local:
@@ -164,20 +169,30 @@ def _rollup_parts(
         else:
             parts.append(_BLOCKS_UTC)
             args += [site_id, code, level, first, last]
+        if extra is not None:
+            parts[-1] += extra[0]
+            args += extra[1]
     return " UNION ALL ".join(parts), args
 
 
 async def grouped_from_rollups(
     conn: aiosqlite.Connection,
     site: SiteInfo,
-    group_by: str,
+    group_by: str | int,
     segments: list[pyramid.Segment],
     local: bool,
     page: int,
     per_page: int,
+    *,
+    value_like: str | None = None,
 ) -> tuple[list[GroupRow], int]:
-    code, _column = dimension(group_by)
-    parts, args = _rollup_parts(site.id, code, segments, local)
+    """Grouped counts of one rollup dimension (a hits ``group_by`` name or a rollup code) over
+    the planned segments; ``value_like`` keeps values containing that text (any case)."""
+    code = dimension(group_by)[0] if isinstance(group_by, str) else group_by
+    extra: tuple[str, list[Any]] | None = None
+    if value_like is not None:
+        extra = (" AND value LIKE ? ESCAPE '\\'", [like_pattern(value_like)])
+    parts, args = _rollup_parts(site.id, code, segments, local, extra)
     sql = _GROUPED.format(parts=parts)
     async with conn.execute(sql, [*args, per_page, (page - 1) * per_page]) as cur:
         rows = list(await cur.fetchall())

@@ -16,7 +16,27 @@ DIMENSIONS: Final[dict[str, tuple[int, str]]] = {
 }
 TOTAL: Final = 0
 
+# Events share the rollup table under their own codes: code -> events column. Code 10 is the
+# site's event total (value '').
+EVENT_DIMENSIONS: Final[dict[str, tuple[int, str]]] = {
+    "event": (11, "name"),
+    "value": (12, "value"),
+    "path": (13, "path"),
+}
+EVENT_TOTAL: Final = 10
+ALL_CODES: Final = (
+    TOTAL,
+    *(code for code, _ in DIMENSIONS.values()),
+    EVENT_TOTAL,
+    *(code for code, _ in EVENT_DIMENSIONS.values()),
+)
+
 
 def dimension(group_by: str) -> tuple[int, str]:
     """(rollup code, hits column) for a whitelisted group_by; KeyError otherwise."""
     return DIMENSIONS[group_by]
+
+
+def event_dimension(group_by: str) -> tuple[int, str]:
+    """(rollup code, events column) for a whitelisted event group_by; KeyError otherwise."""
+    return EVENT_DIMENSIONS[group_by]

@@ -110,4 +110,95 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    (
+        3,
+        (
+            # Events: like hits (same enrichment and privacy hashes) plus a name in
+            # category.action form, an optional value (the seed's event_properties["value"]),
+            # optional flat properties (JSON object), revenue and an order id. Revenue is stored
+            # exactly as an integer number of millionths of the currency unit. Grouped event
+            # questions read the rollups (dims 10-13 in hit_rollups, see rollups.py).
+            """CREATE TABLE events (
+                id             INTEGER PRIMARY KEY,
+                site_id        INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                created_at     INTEGER NOT NULL,
+                name           TEXT NOT NULL,
+                value          TEXT,
+                path           TEXT,
+                url            TEXT,
+                referrer       TEXT,
+                source         TEXT,
+                country        TEXT NOT NULL,
+                browser_name   TEXT,
+                platform_name  TEXT,
+                is_mobile      INTEGER NOT NULL,
+                user_agent     TEXT,
+                unique_hash    TEXT NOT NULL,
+                visitor_hash   TEXT NOT NULL,
+                is_unique      INTEGER NOT NULL,
+                properties     TEXT,
+                revenue_micros INTEGER,
+                currency       TEXT,
+                order_id       TEXT
+            )""",
+            "CREATE INDEX events_site_time ON events(site_id, created_at)",
+            # An order id is recorded once per site: a repeated one is answered 202 ignored.
+            """CREATE UNIQUE INDEX events_site_order ON events(site_id, order_id)
+               WHERE order_id IS NOT NULL""",
+            # Kudos: a uid is unique within its site (the API deletes by site + uid).
+            """CREATE TABLE kudos (
+                id         INTEGER PRIMARY KEY,
+                site_id    INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                uid        TEXT NOT NULL,
+                path       TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                UNIQUE (site_id, uid)
+            )""",
+            "CREATE INDEX kudos_site_time ON kudos(site_id, created_at)",
+            "CREATE INDEX kudos_site_path ON kudos(site_id, path)",
+            # User journeys of finished UTC days, built once from the raw hits (journeys.py):
+            # one row per visitor and UTC day (a visitor hash changes with the daily salt, so a
+            # journey never spans UTC days). pages is a JSON array of paths in order.
+            """CREATE TABLE journeys (
+                site_id      INTEGER NOT NULL,
+                utc_day      INTEGER NOT NULL,
+                visitor_hash TEXT NOT NULL,
+                local_day    INTEGER NOT NULL,
+                start_at     INTEGER NOT NULL,
+                end_at       INTEGER NOT NULL,
+                page_count   INTEGER NOT NULL,
+                pages        TEXT NOT NULL,
+                entry_path   TEXT NOT NULL,
+                exit_path    TEXT NOT NULL,
+                referrer     TEXT,
+                country      TEXT,
+                browser      TEXT,
+                PRIMARY KEY (site_id, utc_day, visitor_hash)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX journeys_site_start ON journeys(site_id, start_at)",
+            # Per built day: kind 0 = all journeys (value ''), 1 = entry page, 2 = exit page;
+            # journeys = how many, multi = how many of them viewed more than one page.
+            """CREATE TABLE journey_stats (
+                site_id   INTEGER NOT NULL,
+                kind      INTEGER NOT NULL,
+                utc_day   INTEGER NOT NULL,
+                local_day INTEGER NOT NULL,
+                value     TEXT NOT NULL,
+                journeys  INTEGER NOT NULL,
+                multi     INTEGER NOT NULL,
+                PRIMARY KEY (site_id, kind, utc_day, local_day, value)
+            ) WITHOUT ROWID""",
+            # Which (site, UTC day) pairs are built. A late hit for a built day deletes the
+            # day's journeys, stats and this row in its own transaction; the day is then read
+            # from the raw hits until it is built again.
+            """CREATE TABLE journey_days (
+                site_id INTEGER NOT NULL,
+                utc_day INTEGER NOT NULL,
+                PRIMARY KEY (site_id, utc_day)
+            ) WITHOUT ROWID""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

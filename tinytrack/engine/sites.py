@@ -20,7 +20,8 @@ SITE_COLUMNS = (
 SELECT_SITES = f"""
 SELECT {SITE_COLUMNS},
        COALESCE((SELECT SUM(hits) FROM hit_rollups r WHERE r.site_id = s.id AND r.dim = 0), 0),
-       COALESCE((SELECT SUM(uniques) FROM hit_rollups r WHERE r.site_id = s.id AND r.dim = 0), 0)
+       COALESCE((SELECT SUM(uniques) FROM hit_rollups r WHERE r.site_id = s.id AND r.dim = 0), 0),
+       (SELECT COUNT(*) FROM kudos k WHERE k.site_id = s.id)
 FROM sites s
 """
 SELECT_SITE_INFO = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.id = ?"
@@ -62,6 +63,7 @@ def site_info(row: Any) -> SiteInfo:
         id=row[0],
         uid=row[1],
         url=row[2],
+        label=row[3],
         host=enrich.host_of(row[2]),
         timezone=row[4],
         active=bool(row[6]),
@@ -71,7 +73,7 @@ def site_info(row: Any) -> SiteInfo:
     )
 
 
-def site_record(row: Any, lifetime_kudos: int = 0) -> Site:
+def site_record(row: Any) -> Site:
     return Site(
         id=row[0],
         uid=row[1],
@@ -84,7 +86,7 @@ def site_record(row: Any, lifetime_kudos: int = 0) -> Site:
         ignore_paths=list(json.loads(row[8])),
         lifetime_hits=int(row[12]),
         lifetime_unique_hits=int(row[13]),
-        lifetime_kudos=lifetime_kudos,
+        lifetime_kudos=int(row[14]),
         created_at=clock.iso(row[10]),
         updated_at=clock.iso(row[11]),
     )

@@ -21,8 +21,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
-from tinytrack.engine import db, pyramid
-from tinytrack.engine.rollups import DIMENSIONS, TOTAL
+from tinytrack.engine import db, journeys, pyramid
+from tinytrack.engine.rollups import DIMENSIONS, EVENT_DIMENSIONS, EVENT_TOTAL, TOTAL
 from tinytrack.errors import EngineClosed, Overloaded
 
 log = logging.getLogger("tinytrack.writer")
@@ -50,9 +50,37 @@ class HitRow(NamedTuple):
     local_day: int
 
 
+class EventRow(NamedTuple):
+    """A fully enriched event, ready to insert (field order = INSERT column order after id,
+    with is_unique inserted after visitor_hash)."""
+
+    site_id: int
+    created_at: int
+    name: str
+    value: str | None
+    path: str | None
+    url: str | None
+    referrer: str | None
+    source: str | None
+    country: str
+    browser_name: str | None
+    platform_name: str | None
+    is_mobile: int
+    user_agent: str | None
+    unique_hash: str
+    visitor_hash: str
+    properties: str | None  # JSON object
+    revenue_micros: int | None
+    currency: str | None
+    order_id: str | None
+    utc_day: int
+    local_day: int
+
+
 class Stored(NamedTuple):
     id: int
     is_unique: bool
+    duplicate: bool = False  # an event whose order_id was already recorded (id = the first)
 
 
 INSERT_HIT = """
@@ -69,9 +97,21 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (site_id, dim, utc_day, local_day, value)
 DO UPDATE SET hits = hits + excluded.hits, uniques = uniques + excluded.uniques
 """
+INSERT_EVENT = """
+INSERT INTO events (id, site_id, created_at, name, value, path, url, referrer, source, country,
+                    browser_name, platform_name, is_mobile, user_agent, unique_hash, visitor_hash,
+                    is_unique, properties, revenue_micros, currency, order_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+EVENT_BY_ORDER = "SELECT id FROM events WHERE site_id = ? AND order_id = ?"
 MAX_HIT_ID = "SELECT COALESCE(MAX(id), 0) FROM hits"
+MAX_EVENT_ID = "SELECT COALESCE(MAX(id), 0) FROM events"
 RECENT_UNIQUE_HASHES = """
 SELECT unique_hash, created_at / 86400 FROM hits
+WHERE site_id = ? AND created_at >= ? AND created_at < ? AND is_unique = 1
+"""
+RECENT_EVENT_UNIQUE_HASHES = """
+SELECT unique_hash, created_at / 86400 FROM events
 WHERE site_id = ? AND created_at >= ? AND created_at < ? AND is_unique = 1
 """
 SITE_IDS = "SELECT id FROM sites"
@@ -84,6 +124,12 @@ class _HitJob:
 
 
 @dataclass(eq=False)
+class _EventJob:
+    rows: list[EventRow]
+    future: asyncio.Future[list[Stored]]
+
+
+@dataclass(eq=False)
 class _FnJob:
     fn: Callable[[aiosqlite.Connection], Awaitable[Any]]
     future: asyncio.Future[Any] | None
@@ -91,7 +137,8 @@ class _FnJob:
     after_commit: Callable[[], None] | None = None
 
 
-_Job = _HitJob | _FnJob
+_RowJob = _HitJob | _EventJob
+_Job = _HitJob | _EventJob | _FnJob
 
 
 class Writer:
@@ -114,14 +161,21 @@ class Writer:
         # Every rollup block ending before this UTC day is built (see pyramid.py); a hit on an
         # earlier day also updates its built blocks.
         self.blocks_complete_until = 0
-        # UTC day -> unique hashes already counted that day. A hash embeds its day's salt, so
-        # only today's and yesterday's can still recur; older days are dropped.
+        # Every UTC day with built journeys is before this day (see journeys.py); a hit on an
+        # earlier day drops its day's built journeys, to be rebuilt.
+        self.journeys_built_until = 0
+        # UTC day -> unique hashes already counted that day (hits and events apart). A hash
+        # embeds its day's salt, so only today's and yesterday's can recur; older days go.
         self._seen: dict[int, set[str]] = {}
+        self._seen_events: dict[int, set[str]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, today: int, *, blocks_complete_until: int) -> None:
+    async def start(
+        self, today: int, *, blocks_complete_until: int, journeys_built_until: int = 0
+    ) -> None:
         self.blocks_complete_until = blocks_complete_until
+        self.journeys_built_until = journeys_built_until
         await self._load_seen(today)
         self._task = asyncio.create_task(self._run(), name="tinytrack-writer")
 
@@ -134,6 +188,9 @@ class Writer:
             async with self._conn.execute(RECENT_UNIQUE_HASHES, (site_id, start, end)) as cur:
                 async for unique_hash, day in cur:
                     self._seen.setdefault(int(day), set()).add(unique_hash)
+            async with self._conn.execute(RECENT_EVENT_UNIQUE_HASHES, (site_id, start, end)) as cur:
+                async for unique_hash, day in cur:
+                    self._seen_events.setdefault(int(day), set()).add(unique_hash)
 
     async def close(self) -> None:
         """Stop taking work, commit everything already queued, stop. Safe to call twice."""
@@ -164,6 +221,15 @@ class Writer:
         future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._pending_rows += len(rows)
         self._queue.put_nowait(_HitJob(rows, future))
+        return await future
+
+    async def insert_events(self, rows: list[EventRow]) -> list[Stored]:
+        """Queue events and wait until committed; a repeated order id is not inserted again
+        (its ``Stored`` has ``duplicate=True`` and the first event's id)."""
+        self._check_open(len(rows))
+        future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
+        self._pending_rows += len(rows)
+        self._queue.put_nowait(_EventJob(rows, future))
         return await future
 
     async def run(
@@ -213,9 +279,9 @@ class Writer:
             await self._process(leftovers)
 
     async def _process(self, batch: list[_Job]) -> None:
-        run: list[_HitJob] = []
+        run: list[_RowJob] = []
         for job in batch:
-            if isinstance(job, _HitJob):
+            if isinstance(job, _HitJob | _EventJob):
                 run.append(job)
                 continue
             if run:
@@ -246,7 +312,7 @@ class Writer:
         if job.future is not None and not job.future.done():
             job.future.set_result(result)
 
-    async def _commit_hit_jobs(self, jobs: list[_HitJob]) -> None:
+    async def _commit_hit_jobs(self, jobs: list[_RowJob]) -> None:
         try:
             results = await self._write_hits(jobs)
         except Exception as exc:
@@ -264,73 +330,147 @@ class Writer:
             if not job.future.done():
                 job.future.set_result(stored)
 
-    async def _write_hits(self, jobs: list[_HitJob]) -> list[list[Stored]]:
-        """One transaction for all queued hits: ids, unique flags, rows, rollups, COMMIT, all
-        in one call on the connection's thread (the event loop is woken once per batch)."""
+    async def _write_hits(self, jobs: list[_RowJob]) -> list[list[Stored]]:
+        """One transaction for all queued hits and events: ids, unique flags, rows, rollups,
+        COMMIT, all in one call on the connection's thread (the loop is woken once a batch)."""
         complete_until = self.blocks_complete_until
-        seen = self._seen
+        journeys_until = self.journeys_built_until
+        seen, seen_events = self._seen, self._seen_events
 
-        def transaction(raw: sqlite3.Connection) -> tuple[list[list[Stored]], dict[int, set[str]]]:
+        def transaction(
+            raw: sqlite3.Connection,
+        ) -> tuple[list[list[Stored]], dict[int, set[str]], dict[int, set[str]]]:
             new_seen: dict[int, set[str]] = defaultdict(set)
+            new_seen_events: dict[int, set[str]] = defaultdict(set)
             inserts: list[tuple[Any, ...]] = []
+            event_inserts: list[tuple[Any, ...]] = []
             rollups: dict[Any, list[int]] = {}
             blocks: dict[Any, list[int]] = {}
+            stale_journeys: set[tuple[int, int]] = set()
+            orders: dict[tuple[int, str], int] = {}
             results: list[list[Stored]] = []
             raw.execute("BEGIN IMMEDIATE")
             try:
                 # Read under the write lock: another process (the CLI) may have inserted rows.
-                next_id = int(raw.execute(MAX_HIT_ID).fetchone()[0])
+                next_id = next_event_id = -1
                 for job in jobs:
                     stored: list[Stored] = []
-                    for hit in job.rows:
-                        next_id += 1
-                        day_seen = seen.get(hit.utc_day)
-                        batch_seen = new_seen[hit.utc_day]
-                        unique = hit.unique_hash not in batch_seen and (
-                            day_seen is None or hit.unique_hash not in day_seen
-                        )
-                        if unique:
-                            batch_seen.add(hit.unique_hash)
-                        inserts.append((next_id, *hit[:13], int(unique)))
-                        _add_rollups(rollups, hit, int(unique))
-                        if hit.utc_day < complete_until:  # a late hit: its blocks may exist
-                            _add_block_rollups(blocks, hit, int(unique), complete_until)
-                        stored.append(Stored(next_id, unique))
+                    if isinstance(job, _HitJob):
+                        if next_id < 0:
+                            next_id = int(raw.execute(MAX_HIT_ID).fetchone()[0])
+                        for hit in job.rows:
+                            next_id += 1
+                            unique = _first_today(hit.unique_hash, hit.utc_day, seen, new_seen)
+                            inserts.append((next_id, *hit[:13], unique))
+                            _add_rollups(rollups, hit, unique)
+                            if hit.utc_day < complete_until:  # late: its blocks may exist
+                                _add_block_rollups(blocks, hit, unique, complete_until)
+                            if hit.utc_day < journeys_until:
+                                stale_journeys.add((hit.site_id, hit.utc_day))
+                            stored.append(Stored(next_id, bool(unique)))
+                    else:
+                        if next_event_id < 0:
+                            next_event_id = int(raw.execute(MAX_EVENT_ID).fetchone()[0])
+                        for event in job.rows:
+                            if event.order_id is not None:
+                                key = (event.site_id, event.order_id)
+                                first = orders.get(key)
+                                if first is None:
+                                    found = raw.execute(EVENT_BY_ORDER, key).fetchone()
+                                    first = int(found[0]) if found else None
+                                if first is not None:
+                                    stored.append(Stored(first, False, duplicate=True))
+                                    continue
+                            next_event_id += 1
+                            if event.order_id is not None:
+                                orders[(event.site_id, event.order_id)] = next_event_id
+                            unique = _first_today(
+                                event.unique_hash, event.utc_day, seen_events, new_seen_events
+                            )
+                            event_inserts.append(
+                                (next_event_id, *event[:15], unique, *event[15:19])
+                            )
+                            _add_event_rollups(rollups, event, unique)
+                            if event.utc_day < complete_until:
+                                _add_event_block_rollups(blocks, event, unique, complete_until)
+                            stored.append(Stored(next_event_id, bool(unique)))
                     results.append(stored)
-                raw.executemany(INSERT_HIT, inserts)
+                if inserts:
+                    raw.executemany(INSERT_HIT, inserts)
+                if event_inserts:
+                    raw.executemany(INSERT_EVENT, event_inserts)
                 raw.executemany(UPSERT_ROLLUP, [(*k, v[0], v[1]) for k, v in rollups.items()])
                 if blocks:
                     raw.executemany(
                         pyramid.UPSERT_BLOCK, [(*k, v[0], v[1]) for k, v in blocks.items()]
                     )
+                for site_day in stale_journeys:
+                    for sql in journeys.INVALIDATE_DAY:
+                        raw.execute(sql, site_day)
                 raw.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     raw.execute("ROLLBACK")
                 raise
-            return results, new_seen
+            return results, new_seen, new_seen_events
 
         async with self.lock:
-            results, new_seen = await db.on_connection_thread(self._conn, transaction)
-        self._remember(new_seen)
+            results, new_seen, new_seen_events = await db.on_connection_thread(
+                self._conn, transaction
+            )
+        _remember(self._seen, new_seen)
+        _remember(self._seen_events, new_seen_events)
         return results
-
-    def _remember(self, new_seen: dict[int, set[str]]) -> None:
-        for day, hashes in new_seen.items():
-            if hashes:
-                self._seen.setdefault(day, set()).update(hashes)
-        if len(self._seen) > 2:
-            newest = max(self._seen)
-            for day in [d for d in self._seen if d < newest - 1]:
-                del self._seen[day]
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error, ValueError):
             await self._conn.execute("ROLLBACK")
 
 
+def _first_today(
+    unique_hash: str, day: int, seen: dict[int, set[str]], new_seen: dict[int, set[str]]
+) -> int:
+    """1 if this hash was not yet counted on its UTC day (committed or earlier in the batch)."""
+    batch_seen = new_seen[day]
+    day_seen = seen.get(day)
+    if unique_hash in batch_seen or (day_seen is not None and unique_hash in day_seen):
+        return 0
+    batch_seen.add(unique_hash)
+    return 1
+
+
+def _remember(seen: dict[int, set[str]], new_seen: dict[int, set[str]]) -> None:
+    for day, hashes in new_seen.items():
+        if hashes:
+            seen.setdefault(day, set()).update(hashes)
+    if len(seen) > 2:
+        newest = max(seen)
+        for day in [d for d in seen if d < newest - 1]:
+            del seen[day]
+
+
 # (rollup code, HitRow index) for each dimension, resolved once instead of getattr per hit.
 _DIM_INDEXES = tuple((code, HitRow._fields.index(column)) for code, column in _DIM_FIELDS)
+
+
+_EVENT_DIM_INDEXES = tuple(
+    (code, EventRow._fields.index(column)) for code, column in sorted(EVENT_DIMENSIONS.values())
+)
+
+
+def _add_event_rollups(acc: dict[Any, list[int]], event: EventRow, unique: int) -> None:
+    site, utc, local = event.site_id, event.utc_day, event.local_day
+    keys: list[Any] = [(site, EVENT_TOTAL, utc, local, "")]
+    keys += [(site, code, utc, local, event[index] or "") for code, index in _EVENT_DIM_INDEXES]
+    _count(acc, keys, unique)
+
+
+def _add_event_block_rollups(
+    acc: dict[Any, list[int]], event: EventRow, unique: int, complete_until: int
+) -> None:
+    values = [(EVENT_TOTAL, "")]
+    values += [(code, str(event[index] or "")) for code, index in _EVENT_DIM_INDEXES]
+    _add_blocks(acc, event.site_id, event.utc_day, event.local_day, values, unique, complete_until)
 
 
 def _add_rollups(acc: dict[Any, list[int]], hit: HitRow, unique: int) -> None:
@@ -352,17 +492,26 @@ def _count(acc: dict[Any, list[int]], keys: list[Any], unique: int) -> None:
 
 
 def _add_block_rollups(
-    acc: dict[tuple[int, int, int, int, int, str], list[int]],
-    hit: HitRow,
+    acc: dict[Any, list[int]], hit: HitRow, unique: int, complete_until: int
+) -> None:
+    values = [(TOTAL, "")]
+    values += [(code, str(hit[index] or "")) for code, index in _DIM_INDEXES]
+    _add_blocks(acc, hit.site_id, hit.utc_day, hit.local_day, values, unique, complete_until)
+
+
+def _add_blocks(
+    acc: dict[Any, list[int]],
+    site_id: int,
+    utc_day: int,
+    local_day: int,
+    values: list[tuple[int, str]],
     unique: int,
     complete_until: int,
 ) -> None:
     for level in pyramid.LEVELS:
         size = pyramid.BLOCK_DAYS[level]
-        block = hit.utc_day // size
+        block = utc_day // size
         if not pyramid.block_end(level, block) < complete_until:
-            continue  # not built yet: it will be built from the daily rows, hit included
-        local = hit.local_day // size
-        values = [(TOTAL, "")]
-        values += [(code, str(hit[index] or "")) for code, index in _DIM_INDEXES]
-        _count(acc, [(hit.site_id, code, level, block, local, v) for code, v in values], unique)
+            continue  # not built yet: it will be built from the daily rows, this row included
+        local = local_day // size
+        _count(acc, [(site_id, code, level, block, local, v) for code, v in values], unique)

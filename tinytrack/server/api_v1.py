@@ -10,23 +10,44 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from tinytrack import __version__
-from tinytrack.engine import Engine, decode_hit, decode_hit_batch
-from tinytrack.engine.params import parse_hits_params
+from tinytrack.engine import (
+    Engine,
+    decode_event,
+    decode_event_batch,
+    decode_hit,
+    decode_hit_batch,
+    decode_kudo,
+)
+from tinytrack.engine.params import (
+    parse_events_params,
+    parse_hits_params,
+    parse_journeys_params,
+    parse_kudos_params,
+    parse_leaderboard_params,
+)
 from tinytrack.errors import AccessDenied, AuthError, NotFound
 from tinytrack.models import (
     ApiKey,
     BatchResult,
+    EventCreated,
+    EventsPage,
+    GroupedEventsPage,
     GroupedHitsPage,
     HitCreated,
     HitsPage,
     Ignored,
+    KudoCreated,
+    KudoDeleted,
+    KudosPage,
+    LeaderboardPage,
     Me,
     Site,
+    UserJourneysPage,
     to_builtins,
 )
 from tinytrack.server.errors import RateLimited
@@ -111,6 +132,14 @@ async def discovery(request: Request[Any, Any, Any]) -> dict[str, Any]:
             {"method": "GET", "path": "/sites/{id}/hits", "access": "read_only"},
             {"method": "POST", "path": "/sites/{id}/hits", "access": "full_access"},
             {"method": "POST", "path": "/sites/{id}/hits/batch", "access": "full_access"},
+            {"method": "GET", "path": "/sites/{id}/events", "access": "read_only"},
+            {"method": "POST", "path": "/sites/{id}/events", "access": "full_access"},
+            {"method": "POST", "path": "/sites/{id}/events/batch", "access": "full_access"},
+            {"method": "GET", "path": "/sites/{id}/kudos", "access": "read_only"},
+            {"method": "POST", "path": "/sites/{id}/kudos", "access": "full_access"},
+            {"method": "DELETE", "path": "/sites/{id}/kudos/{kudo_uid}", "access": "full_access"},
+            {"method": "GET", "path": "/sites/{id}/leaderboard", "access": "read_only"},
+            {"method": "GET", "path": "/sites/{id}/user_journeys", "access": "read_only"},
         ],
     }
 
@@ -224,6 +253,189 @@ async def create_hit_batch(request: Request[Any, Any, Any], site_id: FromPath[st
     return await engine.record_hits(sid, items)
 
 
+def _given(**values: str | None) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@post(
+    "/api/v1/sites/{site_id:str}/events",
+    summary="Create one event (full access)",
+    tags=["events"],
+    request_max_body_size=SINGLE_BODY_LIMIT,
+    status_code=201,
+    operation_id="createEvent",
+)
+async def create_event(
+    request: Request[Any, Any, Any], site_id: FromPath[str]
+) -> Response[EventCreated | Ignored]:
+    await authorize(request, write=True)
+    sid = site_id_of(site_id)
+    engine = engine_of(request.app.state)
+    await engine.check_site(sid)
+    event = decode_event(await request.body())
+    result = await engine.record_event(sid, event)
+    return Response(result, status_code=201 if isinstance(result, EventCreated) else 202)
+
+
+@post(
+    "/api/v1/sites/{site_id:str}/events/batch",
+    summary="Create many events in one request (full access, partial success)",
+    tags=["events"],
+    request_max_body_size=BATCH_BODY_LIMIT,
+    status_code=200,
+    operation_id="createEventBatch",
+)
+async def create_event_batch(
+    request: Request[Any, Any, Any], site_id: FromPath[str]
+) -> BatchResult:
+    await authorize(request, write=True)
+    sid = site_id_of(site_id)
+    engine = engine_of(request.app.state)
+    await engine.check_site(sid)
+    items = decode_event_batch(await request.body())
+    return await engine.record_events(sid, items)
+
+
+@get("/api/v1/sites/{site_id:str}/events", summary="Raw or grouped events", tags=["events"])
+async def read_events(
+    request: Request[Any, Any, Any],
+    site_id: FromPath[str],
+    start_date: Annotated[Q, _q("Range start, YYYY-MM-DD (default: 30 days before end)")] = None,
+    end_date: Annotated[Q, _q("Range end, YYYY-MM-DD, inclusive (default: today)")] = None,
+    time_zone: Annotated[Q, _q("utc (default) or user: the site's time zone")] = None,
+    event: Annotated[Q, _q("Exact event name, e.g. signup.started")] = None,
+    value: Annotated[Q, _q("Exact event value")] = None,
+    path: Annotated[Q, _q("Exact path")] = None,
+    grouped: Annotated[Q, _q("true: return grouped counts")] = None,
+    group_by: Annotated[Q, _q("event (default), value or path")] = None,
+    page: Annotated[Q, _q("Page number, from 1")] = None,
+    per_page: Annotated[Q, _q("Page size, at most 1000 (default 100)")] = None,
+) -> EventsPage | GroupedEventsPage:
+    await authorize(request)
+    sid = site_id_of(site_id)
+    kwargs = parse_events_params(
+        _given(
+            start_date=start_date,
+            end_date=end_date,
+            time_zone=time_zone,
+            event=event,
+            value=value,
+            path=path,
+            grouped=grouped,
+            group_by=group_by,
+            page=page,
+            per_page=per_page,
+        )
+    )
+    return await engine_of(request.app.state).events(sid, **kwargs)
+
+
+@get("/api/v1/sites/{site_id:str}/kudos", summary="Read kudos records", tags=["kudos"])
+async def read_kudos(
+    request: Request[Any, Any, Any],
+    site_id: FromPath[str],
+    start_date: Annotated[Q, _q("Range start, YYYY-MM-DD (default: 30 days before end)")] = None,
+    end_date: Annotated[Q, _q("Range end, YYYY-MM-DD, inclusive (default: today)")] = None,
+    time_zone: Annotated[Q, _q("utc (default) or user: the site's time zone")] = None,
+    path: Annotated[Q, _q("Exact path")] = None,
+    uid: Annotated[Q, _q("Exact kudo uid")] = None,
+    page: Annotated[Q, _q("Page number, from 1")] = None,
+    per_page: Annotated[Q, _q("Page size, at most 1000 (default 100)")] = None,
+) -> KudosPage:
+    await authorize(request)
+    sid = site_id_of(site_id)
+    kwargs = parse_kudos_params(
+        _given(
+            start_date=start_date,
+            end_date=end_date,
+            time_zone=time_zone,
+            path=path,
+            uid=uid,
+            page=page,
+            per_page=per_page,
+        )
+    )
+    return await engine_of(request.app.state).kudos(sid, **kwargs)
+
+
+@post(
+    "/api/v1/sites/{site_id:str}/kudos",
+    summary="Create one kudo (full access)",
+    tags=["kudos"],
+    request_max_body_size=SINGLE_BODY_LIMIT,
+    status_code=201,
+    operation_id="createKudo",
+)
+async def create_kudo(
+    request: Request[Any, Any, Any], site_id: FromPath[str]
+) -> Response[KudoCreated | Ignored]:
+    await authorize(request, write=True)
+    sid = site_id_of(site_id)
+    engine = engine_of(request.app.state)
+    await engine.check_site(sid)
+    result = await engine.create_kudo(sid, decode_kudo(await request.body()))
+    return Response(result, status_code=201 if isinstance(result, KudoCreated) else 202)
+
+
+@delete(
+    "/api/v1/sites/{site_id:str}/kudos/{kudo_uid:str}",
+    summary="Delete one kudo by uid (full access)",
+    tags=["kudos"],
+    status_code=200,
+)
+async def delete_kudo(
+    request: Request[Any, Any, Any], site_id: FromPath[str], kudo_uid: FromPath[str]
+) -> KudoDeleted:
+    await authorize(request, write=True)
+    return await engine_of(request.app.state).delete_kudo(site_id_of(site_id), kudo_uid)
+
+
+@get(
+    "/api/v1/sites/{site_id:str}/leaderboard",
+    summary="All-time path leaderboard",
+    tags=["analytics"],
+)
+async def read_leaderboard(
+    request: Request[Any, Any, Any],
+    site_id: FromPath[str],
+    path: Annotated[Q, _q("Case-insensitive partial match on the path")] = None,
+    page: Annotated[Q, _q("Page number, from 1")] = None,
+    per_page: Annotated[Q, _q("Page size, at most 1000 (default 100)")] = None,
+) -> LeaderboardPage:
+    await authorize(request)
+    sid = site_id_of(site_id)
+    kwargs = parse_leaderboard_params(_given(path=path, page=page, per_page=per_page))
+    return await engine_of(request.app.state).leaderboard(sid, **kwargs)
+
+
+@get(
+    "/api/v1/sites/{site_id:str}/user_journeys",
+    summary="Visitor journeys: each visitor's pages per UTC day, with summary and top pages",
+    tags=["analytics"],
+)
+async def read_user_journeys(
+    request: Request[Any, Any, Any],
+    site_id: FromPath[str],
+    start_date: Annotated[Q, _q("Range start, YYYY-MM-DD (default: 30 days before end)")] = None,
+    end_date: Annotated[Q, _q("Range end, YYYY-MM-DD, inclusive (default: today)")] = None,
+    time_zone: Annotated[Q, _q("utc (default) or user: the site's time zone")] = None,
+    page: Annotated[Q, _q("Page number, from 1")] = None,
+    per_page: Annotated[Q, _q("Page size, at most 50 (default 50)")] = None,
+) -> UserJourneysPage:
+    await authorize(request)
+    sid = site_id_of(site_id)
+    kwargs = parse_journeys_params(
+        _given(
+            start_date=start_date,
+            end_date=end_date,
+            time_zone=time_zone,
+            page=page,
+            per_page=per_page,
+        )
+    )
+    return await engine_of(request.app.state).user_journeys(sid, **kwargs)
+
+
 ROUTES = [
     discovery,
     openapi_json,
@@ -233,4 +445,12 @@ ROUTES = [
     read_hits,
     create_hit,
     create_hit_batch,
+    create_event,
+    create_event_batch,
+    read_events,
+    read_kudos,
+    create_kudo,
+    delete_kudo,
+    read_leaderboard,
+    read_user_journeys,
 ]

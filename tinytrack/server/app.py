@@ -16,7 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from tinytrack import __version__
 from tinytrack.config import Settings
 from tinytrack.engine import Engine
-from tinytrack.models import HitIn
+from tinytrack.models import EventIn, HitIn, KudoIn
 from tinytrack.server import api_v1
 from tinytrack.server.errors import EXCEPTION_HANDLERS
 from tinytrack.server.ratelimit import RateLimiter
@@ -83,7 +83,7 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     themselves (with msgspec, to control error shapes) described from the same Structs."""
     doc: dict[str, Any] = app.openapi_schema.to_schema()
     _, components = msgspec.json.schema_components(
-        [HitIn], ref_template="#/components/schemas/{name}"
+        [HitIn, EventIn, KudoIn], ref_template="#/components/schemas/{name}"
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(components)
@@ -94,6 +94,13 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
             "maxItems": 1000,
             "items": {"$ref": "#/components/schemas/HitIn"},
         },
+        "createEvent": {"$ref": "#/components/schemas/EventIn"},
+        "createEventBatch": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"$ref": "#/components/schemas/EventIn"},
+        },
+        "createKudo": {"$ref": "#/components/schemas/KudoIn"},
     }
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():
