@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import tinytrack
 from tinytrack.cli import next_steps
 from tinytrack.config import Settings
 
@@ -101,3 +103,32 @@ def test_env_variable_sets_the_database(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert db.exists()
+
+
+def test_leaderboard_and_kudos_commands(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    site = json.loads(run(db, "site", "add", "https://example.com", "--json").stdout)
+
+    async def seed() -> None:
+        async with tinytrack.open(db) as engine:
+            for path in ["/blog/a", "/blog/a", "/about", "/Blog/B"]:
+                await engine.record_hit(site["id"], tinytrack.HitIn(path=path))
+            await engine.create_kudo(site["id"], tinytrack.KudoIn(path="/blog/a", custom_uid="k1"))
+
+    asyncio.run(seed())
+    board = json.loads(run(db, "leaderboard", "--site", site["uid"], "--json").stdout)
+    assert [(r["path"], r["total_hits"]) for r in board["leaderboard"]] == [
+        ("/blog/a", 2),
+        ("/Blog/B", 1),
+        ("/about", 1),
+    ]
+    text = run(db, "leaderboard", "--site", str(site["id"]), "--path", "blog").stdout
+    assert "/blog/a" in text and "/Blog/B" in text and "/about" not in text
+    assert "50.00%" in text
+    kudos = json.loads(run(db, "kudos", "--site", str(site["id"]), "--json").stdout)
+    assert [k["uid"] for k in kudos["kudos"]] == ["k1"]
+    assert "k1" in run(db, "kudos", "--site", str(site["id"])).stdout
+    r = run(db, "kudos", "--site", "nope", ok=False)
+    assert r.returncode == 3 and "no site" in r.stderr
+    r = run(db, "leaderboard", "--site", "1", "--limit", "5000", ok=False)
+    assert r.returncode == 2 and "per_page" in r.stderr

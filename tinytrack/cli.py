@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from tinytrack import __version__
 from tinytrack.config import Settings
-from tinytrack.engine import Engine
+from tinytrack.engine import Engine, params
 from tinytrack.errors import InvalidParameter, NotFound, TinytrackError
 from tinytrack.models import to_builtins
 
@@ -97,6 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = with_db(key.add_parser("revoke", help="revoke an API key"))
     revoke.add_argument("key", help="key id, prefix (as in `key list`) or the key itself")
     revoke.add_argument("--json", action="store_true", help="print one JSON object")
+
+    board = with_db(sub.add_parser("leaderboard", help="all-time top paths of a site"))
+    board.add_argument("--site", required=True, help="site id or uid")
+    board.add_argument("--path", default=None, help="only paths containing this text (any case)")
+    board.add_argument("--limit", type=int, default=20, help="rows per page (default 20)")
+    board.add_argument("--page", type=int, default=1, help="page number (default 1)")
+    board.add_argument("--json", action="store_true", help="print the API's JSON object")
+
+    kudos = with_db(sub.add_parser("kudos", help="kudos of a site, newest first"))
+    kudos.add_argument("--site", required=True, help="site id or uid")
+    kudos.add_argument("--path", default=None, help="only this exact path")
+    kudos.add_argument("--start", default=None, help="first day, YYYY-MM-DD (default: 30 days ago)")
+    kudos.add_argument("--end", default=None, help="last day, YYYY-MM-DD (default: today)")
+    kudos.add_argument("--limit", type=int, default=100, help="rows per page (default 100)")
+    kudos.add_argument("--page", type=int, default=1, help="page number (default 1)")
+    kudos.add_argument("--json", action="store_true", help="print the API's JSON object")
     return parser
 
 
@@ -106,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(db=args.db)
         if args.command == "serve":
             return serve(settings, args)
-        return asyncio.run(_with_engine(settings.db, COMMANDS[(args.command, args.action)], args))
+        command = COMMANDS[(args.command, getattr(args, "action", None))]
+        return asyncio.run(_with_engine(settings.db, command, args))
     except TinytrackError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
@@ -195,12 +212,76 @@ async def key_revoke(engine: Engine, args: argparse.Namespace, out: TextIO) -> N
     out.write(f"Revoked key {key.id} ({key.prefix}…, {key.name}).\n")
 
 
-COMMANDS: dict[tuple[str, str], Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]]] = {
+async def _site_id(engine: Engine, given: str) -> int:
+    """A site by numeric id or by uid."""
+    for site in await engine.list_sites():
+        if str(site.id) == given or site.uid == given:
+            return site.id
+    raise NotFound(f"no site with id or uid {given!r} (see `{_program()} site list`)")
+
+
+async def leaderboard(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    site_id = await _site_id(engine, args.site)
+    board = await engine.leaderboard(
+        site_id, path=args.path or None, page=args.page, per_page=args.limit
+    )
+    if args.json:
+        _print_json(out, board)
+        return
+    if not board.leaderboard:
+        out.write("No hits yet." if args.path is None else f"No path contains {args.path!r}.")
+        out.write("\n")
+        return
+    out.write(f"{'#':>4}  {'HITS':>9}  {'UNIQUE':>9}  {'SHARE':>7}  PATH\n")
+    first = (args.page - 1) * args.limit
+    for rank, row in enumerate(board.leaderboard, start=first + 1):
+        out.write(
+            f"{rank:>4}  {row.total_hits:>9}  {row.unique_hits:>9}  {row.percentage:>6.2f}%  "
+            f"{row.path}\n"
+        )
+    p = board.pagination
+    out.write(f"page {p.current_page} of {p.total_pages} ({p.total_count} paths)\n")
+
+
+async def kudos_list(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    site_id = await _site_id(engine, args.site)
+    start = params.parse_date("--start", args.start) if args.start else None
+    end = params.parse_date("--end", args.end) if args.end else None
+    page = await engine.kudos(
+        site_id,
+        start_date=start,
+        end_date=end,
+        path=args.path or None,
+        page=args.page,
+        per_page=args.limit,
+    )
+    if args.json:
+        _print_json(out, page)
+        return
+    f = page.filters
+    if not page.kudos:
+        out.write(f"No kudos from {f.start_date} to {f.end_date}.\n")
+        return
+    out.write(f"{'CREATED':<22}{'UID':<26}PATH\n")
+    for kudo in page.kudos:
+        out.write(f"{kudo.created_at:<22}{kudo.uid:<26}{kudo.path}\n")
+    p = page.pagination
+    out.write(
+        f"page {p.current_page} of {p.total_pages} ({p.total_count} kudos, "
+        f"{f.start_date} to {f.end_date})\n"
+    )
+
+
+COMMANDS: dict[
+    tuple[str, str | None], Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]]
+] = {
     ("site", "add"): site_add,
     ("site", "list"): site_list,
     ("key", "create"): key_create,
     ("key", "list"): key_list,
     ("key", "revoke"): key_revoke,
+    ("leaderboard", None): leaderboard,
+    ("kudos", None): kudos_list,
 }
 
 
