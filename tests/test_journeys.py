@@ -14,9 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.conftest import CHROME_ANDROID, FIREFOX_LINUX, SAFARI_MAC, Api, FakeClock
 
 import tinytrack
+from tests.conftest import CHROME_ANDROID, FIREFOX_LINUX, SAFARI_MAC, Api, FakeClock
 
 DAY = 86_400
 # Thursday 2026-03-05 00:00 UTC. New York moves to daylight time on Sunday 2026-03-08, so one
