@@ -4,6 +4,7 @@ always get a 4xx/2xx with a JSON body."""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,14 @@ hit_like = st.fixed_dictionaries(
             "ip_address",
             "country",
             "source",
+            # events and kudos
+            "event",
+            "value",
+            "properties",
+            "revenue",
+            "currency",
+            "order_id",
+            "custom_uid",
         )
     },
 )
@@ -51,6 +60,9 @@ param_names = st.sampled_from(
         "group_by",
         "page",
         "per_page",
+        "event",
+        "value",
+        "uid",
     ]
 )
 params = st.dictionaries(param_names, st.text(max_size=30), max_size=6)
@@ -68,10 +80,14 @@ def assert_clean(status: int, body: bytes) -> None:
         assert isinstance(payload.get("error"), str)
 
 
+WRITES = ("hits", "hits/batch", "events", "events/batch", "kudos")
+READS = ("hits", "events", "kudos", "leaderboard", "user_journeys")
+
+
 @FUZZ
-@given(body=bodies, batch=st.booleans())
-async def test_post_bodies(api: Api, body: bytes, batch: bool) -> None:
-    path = f"/api/v1/sites/{api.site.id}/hits" + ("/batch" if batch else "")
+@given(body=bodies, endpoint=st.sampled_from(WRITES))
+async def test_post_bodies(api: Api, body: bytes, endpoint: str) -> None:
+    path = f"/api/v1/sites/{api.site.id}/{endpoint}"
     r = await api.client.post(
         path, content=body, headers={**api.write, "Content-Type": "application/json"}
     )
@@ -79,11 +95,25 @@ async def test_post_bodies(api: Api, body: bytes, batch: bool) -> None:
 
 
 @FUZZ
-@given(query=params, grouped=st.booleans())
-async def test_get_parameters(api: Api, query: dict[str, str], grouped: bool) -> None:
+@given(query=params, grouped=st.booleans(), endpoint=st.sampled_from(READS))
+async def test_get_parameters(
+    api: Api, query: dict[str, str], grouped: bool, endpoint: str
+) -> None:
     if grouped:
         query = {**query, "grouped": "true"}
-    r = await api.client.get(f"/api/v1/sites/{api.site.id}/hits", params=query, headers=api.auth())
+    r = await api.client.get(
+        f"/api/v1/sites/{api.site.id}/{endpoint}", params=query, headers=api.auth()
+    )
+    assert_clean(r.status_code, r.content)
+
+
+@FUZZ
+@given(uid=st.text(min_size=1, max_size=300))
+async def test_delete_kudo_with_any_uid(api: Api, uid: str) -> None:
+    r = await api.client.delete(
+        f"/api/v1/sites/{api.site.id}/kudos/" + quote(uid, safe=""),
+        headers=api.write,
+    )
     assert_clean(r.status_code, r.content)
 
 
@@ -95,6 +125,12 @@ async def test_get_parameters(api: Api, query: dict[str, str], grouped: bool) ->
     ),
 )
 async def test_headers_and_path_ids(api: Api, auth: str, site: str) -> None:
-    for path in ("/api/v1/me", f"/api/v1/sites/{site}", f"/api/v1/sites/{site}/hits"):
+    for path in (
+        "/api/v1/me",
+        f"/api/v1/sites/{site}",
+        f"/api/v1/sites/{site}/hits",
+        f"/api/v1/sites/{site}/leaderboard",
+        f"/api/v1/sites/{site}/user_journeys",
+    ):
         r = await api.client.get(path, headers={"Authorization": auth})
         assert_clean(r.status_code, r.content)

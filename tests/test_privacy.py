@@ -31,6 +31,15 @@ async def test_no_raw_ip_in_the_database_file(db_path: Path, clock: FakeClock) -
             site.id,
             [tinytrack.HitIn(path=f"/b{i}", ip_address=ip) for i, ip in enumerate(KNOWN_IPS)],
         )
+        await engine.record_events(
+            site.id,
+            [
+                tinytrack.EventIn(event="a.b", ip_address=ip, user_agent=SAFARI_MAC)
+                for ip in KNOWN_IPS
+            ],
+        )
+        events = await engine.events(site.id)
+        assert events.pagination.total_count == len(KNOWN_IPS)
         page = await engine.hits(site.id)
         assert page.pagination.total_count == 2 * len(KNOWN_IPS)
         assert {h.country for h in page.hits} >= {"GB", "US"}  # the IPs were used...
@@ -117,14 +126,22 @@ async def test_user_agents_are_purged_after_retention(db_path: Path, clock: Fake
     async with tinytrack.open(db_path, clock=clock) as engine:
         site = await engine.create_site("https://example.com")
         await engine.record_hit(site.id, tinytrack.HitIn(path="/old", user_agent=SAFARI_MAC))
+        await engine.record_event(
+            site.id, tinytrack.EventIn(event="old.event", user_agent=SAFARI_MAC)
+        )
         clock.advance(6 * 86400)
         await engine.record_hit(site.id, tinytrack.HitIn(path="/new", user_agent=SAFARI_MAC))
+        await engine.record_event(
+            site.id, tinytrack.EventIn(event="new.event", user_agent=SAFARI_MAC)
+        )
         assert await engine.purge_user_agents() == 0
         clock.advance(2 * 86400)
-        assert await engine.purge_user_agents() == 1
+        assert await engine.purge_user_agents() == 2
         page = await engine.hits(site.id, start_date=None)
         assert {h.path: h.browser_name for h in page.hits} == {"/old": "Safari", "/new": "Safari"}
     conn = sqlite3.connect(db_path)
     rows = dict(conn.execute("SELECT path, user_agent FROM hits").fetchall())
+    events = dict(conn.execute("SELECT name, user_agent FROM events").fetchall())
     conn.close()
     assert rows == {"/old": None, "/new": SAFARI_MAC}
+    assert events == {"old.event": None, "new.event": SAFARI_MAC}

@@ -815,13 +815,14 @@ class Engine:
             total = 0
             async with conn.execute("SELECT id FROM sites") as cur:
                 site_ids = [r[0] for r in await cur.fetchall()]
-            for site_id in site_ids:
-                cur = await conn.execute(
-                    "UPDATE hits SET user_agent = NULL WHERE site_id = ? AND created_at >= ? "
-                    "AND created_at < ? AND user_agent IS NOT NULL",
-                    (site_id, since, cutoff),
-                )
-                total += max(cur.rowcount, 0)
+            for table in ("hits", "events"):  # identifiers from this fixed list only
+                for site_id in site_ids:
+                    cur = await conn.execute(
+                        f"UPDATE {table} SET user_agent = NULL WHERE site_id = ? "
+                        "AND created_at >= ? AND created_at < ? AND user_agent IS NOT NULL",
+                        (site_id, since, cutoff),
+                    )
+                    total += max(cur.rowcount, 0)
             await conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('ua_purged_until', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
