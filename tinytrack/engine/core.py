@@ -136,6 +136,7 @@ class Engine:
     ) -> Engine:
         clock_fn = clock or clock_mod.system_clock
         conn = await db.connect_writer(path)
+        opened: list[aiosqlite.Connection] = []
         try:
             await db.migrate(conn)
             await _ensure_meta(conn, clock_fn())
@@ -143,7 +144,9 @@ class Engine:
             if db.is_memory(path):
                 pool = db.ReaderPool([conn], lock=lock)
             else:
-                pool = db.ReaderPool([await db.connect_reader(path) for _ in range(readers)])
+                for _ in range(readers):
+                    opened.append(await db.connect_reader(path))
+                pool = db.ReaderPool(opened)
             writer = Writer(conn, lock=lock, max_pending_rows=max_pending_rows)
             today = int(clock_fn()) // clock_mod.SECONDS_PER_DAY
             await writer.start(
@@ -152,6 +155,10 @@ class Engine:
                 journeys_built_until=await journeys.built_until(conn),
             )
         except BaseException:
+            # Close every connection opened so far: an aiosqlite connection left open keeps
+            # its thread alive and would stop the interpreter from exiting.
+            for reader in opened:
+                await reader.close()
             await conn.close()
             raise
         engine = cls(path, conn, pool, writer, clock_fn, ua_retention_days)
