@@ -76,11 +76,13 @@ class Api:
         return self.auth(self.full_key)
 
 
-async def make_api(engine: tinytrack.Engine, *, rate_limit: int = 0) -> AsyncIterator[Api]:
+async def make_api(
+    engine: tinytrack.Engine, *, rate_limit: int = 0, fast_path: bool = True
+) -> AsyncIterator[Api]:
     site = await engine.create_site("https://example.com", label="My Blog")
     read = await engine.create_key("read_only", name="CLI integration")
     full = await engine.create_key("full_access", name="backend")
-    app = create_app(engine, settings=Settings(rate_limit=rate_limit))
+    app = create_app(engine, settings=Settings(rate_limit=rate_limit), fast_path=fast_path)
     # httpx's ASGI transport runs the real app in this test's event loop, beside the engine.
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

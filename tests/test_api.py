@@ -4,9 +4,11 @@ and JSON keys (seed 004, "API Documentation")."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
+import tinytrack
 from tests.conftest import CHROME_ANDROID, SAFARI_MAC, Api, make_api
 
 SITE_KEYS = {
@@ -35,6 +37,14 @@ HIT_KEYS = {
     "created_at",
 }
 PAGINATION_KEYS = {"current_page", "per_page", "total_count", "total_pages"}
+
+
+@pytest.fixture(params=[True, False], ids=["fast-path", "litestar-only"])
+async def api(engine: tinytrack.Engine, request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """Every test here runs twice: with POST /hits answered by the fast path (as served) and
+    by the Litestar handler alone, which must behave the same."""
+    async for value in make_api(engine, fast_path=request.param):
+        yield value
 
 
 async def test_discovery_needs_no_key_and_points_to_openapi(api: Api) -> None:
@@ -271,6 +281,21 @@ async def test_oversized_bodies_are_413(api: Api) -> None:
         f"/api/v1/sites/{api.site.id}/hits/batch", content=huge, headers=api.write
     )
     assert r.status_code == 413
+    assert (await api.engine.hits(api.site.id)).pagination.total_count == 0
+
+
+async def test_oversized_streamed_body_without_length_is_413(api: Api) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"path": "/'
+        for _ in range(5):
+            yield b"a" * 16 * 1024
+        yield b'"}'
+
+    r = await api.client.post(
+        f"/api/v1/sites/{api.site.id}/hits", content=chunks(), headers=api.write
+    )
+    assert "content-length" not in r.request.headers
+    assert (r.status_code, r.json()) == (413, {"error": "Request body too large"})
     assert (await api.engine.hits(api.site.id)).pagination.total_count == 0
 
 

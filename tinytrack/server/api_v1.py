@@ -30,7 +30,7 @@ from tinytrack.engine.params import (
     parse_kudos_params,
     parse_leaderboard_params,
 )
-from tinytrack.errors import AccessDenied, AuthError, NotFound
+from tinytrack.errors import AccessDenied, AuthError, EngineClosed, NotFound
 from tinytrack.models import (
     ApiKey,
     BatchResult,
@@ -72,22 +72,28 @@ SITE_KEYS = (
 
 
 def engine_of(state: State) -> Engine:
-    engine: Engine = state.engine
+    engine: Engine | None = getattr(state, "engine", None)
+    if engine is None:
+        raise EngineClosed("tinytrack is starting or stopping; retry shortly")
     return engine
 
 
 async def authorize(request: Request[Any, Any, Any], *, write: bool = False) -> ApiKey:
     """Bearer key -> 401 if missing/invalid/revoked, 429 over the rate limit, 403 if a write
     needs a full-access key."""
-    header = request.headers.get("authorization")
+    return await check_key(request.app.state, request.headers.get("authorization"), write=write)
+
+
+async def check_key(state: State, header: str | None, *, write: bool = False) -> ApiKey:
+    """``authorize`` on a raw Authorization header value (shared with the fast hit path)."""
     token = None
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise AuthError("Authorization header must be 'Bearer <api key>'")
         token = value.strip()
-    key = await engine_of(request.app.state).authenticate(token)
-    limiter: RateLimiter = request.app.state.limiter
+    key = await engine_of(state).authenticate(token)
+    limiter: RateLimiter = state.limiter
     wait = limiter.hit(key.id)
     if wait:
         raise RateLimited(wait)

@@ -19,6 +19,7 @@ from tinytrack.engine import Engine
 from tinytrack.models import EventIn, HitIn, KudoIn
 from tinytrack.server import api_v1
 from tinytrack.server.errors import EXCEPTION_HANDLERS
+from tinytrack.server.fast_hits import FastHitPath
 from tinytrack.server.ratelimit import RateLimiter
 
 log = logging.getLogger("tinytrack.server")
@@ -27,7 +28,10 @@ APP_BODY_LIMIT = api_v1.BATCH_BODY_LIMIT
 
 
 def create_app(
-    engine_or_settings: Engine | Settings | None = None, *, settings: Settings | None = None
+    engine_or_settings: Engine | Settings | None = None,
+    *,
+    settings: Settings | None = None,
+    fast_path: bool = True,
 ) -> Litestar:
     """Build the app. Given an open ``Engine``, the caller keeps ownership of it (``settings``
     then only supplies HTTP options such as the rate limit); given ``Settings`` (or nothing:
@@ -75,6 +79,10 @@ def create_app(
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.settings = settings
     app.state.openapi_document = openapi_document(app)
+    if fast_path:
+        # The single-hit POST is answered before Litestar's router (see fast_hits.py); the
+        # exception wrapper and routing of every other request are Litestar's own.
+        app.asgi_handler = FastHitPath(app, app.asgi_handler)
     return app
 
 

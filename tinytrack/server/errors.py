@@ -48,16 +48,23 @@ def error_response(
     return Response({"error": message, **extra}, status_code=code, headers=headers)
 
 
-def tinytrack_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    assert isinstance(exc, TinytrackError)
+def error_parts(exc: TinytrackError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, JSON body, headers) for a tinytrack error: the one mapping, shared by the
+    Litestar handlers and the fast hit path."""
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
     if isinstance(exc, ValidationFailed):
-        return error_response(422, exc.errors[0], status="error", errors=exc.errors)
+        return 422, {"error": exc.errors[0], "status": "error", "errors": exc.errors}, {}
     if isinstance(exc, RateLimited | Overloaded):
-        return error_response(status, exc.message, headers={"Retry-After": str(exc.retry_after)})
+        return status, {"error": exc.message}, {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, AuthError):
-        return error_response(401, exc.message, headers={"WWW-Authenticate": "Bearer"})
-    return error_response(status, exc.message)
+        return 401, {"error": exc.message}, {"WWW-Authenticate": "Bearer"}
+    return status, {"error": exc.message}, {}
+
+
+def tinytrack_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, TinytrackError)
+    status, body, headers = error_parts(exc)
+    return Response(body, status_code=status, headers=headers or None)
 
 
 def http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
