@@ -12,16 +12,25 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
+from typing import Any
 
 DIGEST_BYTES = 8  # 16 hex chars: collisions need ~4 billion visitors of one site in one day
 
 
+@functools.lru_cache(maxsize=64)
+def _keyed(key: bytes) -> Any:
+    """A BLAKE2b state that has already absorbed ``key``: copying it is ~2.5x cheaper than
+    keying a new one, and this runs twice for every hit (a handful of keys are ever live)."""
+    return hashlib.blake2b(key=key[:64], digest_size=DIGEST_BYTES)
+
+
 def _hash(key: bytes, *parts: str) -> str:
-    # One encode and one C call per hash: this runs twice for every hit.
-    data = "\x00".join(parts).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, key=key[:64], digest_size=DIGEST_BYTES).hexdigest()
+    state = _keyed(key).copy()
+    state.update("\x00".join(parts).encode("utf-8", "surrogatepass"))
+    return str(state.hexdigest())
 
 
 def identity(ip_address: str | None, user_agent: str | None) -> str:
