@@ -9,7 +9,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -439,23 +439,9 @@ class Engine:
         site = await self._site_info(site_id)
         now = self.now()
         salt = await self._salt(clock.utc_day(now))
-        results: list[BatchRowResult] = []
-        rows: list[HitRow] = []
-        for index, item in enumerate(hits):
-            try:
-                if isinstance(item, ValidationFailed):
-                    raise item
-                prepared = ingest.prepare_hit(site, item, now=now, salt=salt)
-            except ValidationFailed as exc:
-                results.append(BatchRowResult(index=index, status="error", errors=exc.errors))
-                continue
-            if isinstance(prepared, Ignored):
-                results.append(
-                    BatchRowResult(index=index, status="ignored", reason=prepared.reason)
-                )
-                continue
-            rows.append(prepared)
-            results.append(BatchRowResult(index=index, status="created"))
+        results, rows, _created = _prepare_batch(
+            hits, lambda item: ingest.prepare_hit(site, item, now=now, salt=salt)
+        )
         if rows:
             await self._writer.insert_hits(rows)
         return _batch_result(results)
@@ -550,25 +536,9 @@ class Engine:
         site = await self._site_info(site_id)
         now = self.now()
         salt = await self._salt(clock.utc_day(now))
-        results: list[BatchRowResult] = []
-        rows: list[EventRow] = []
-        row_results: list[BatchRowResult] = []
-        for index, item in enumerate(items):
-            try:
-                if isinstance(item, ValidationFailed):
-                    raise item
-                prepared = ingest.prepare_event(site, item, now=now, salt=salt)
-            except ValidationFailed as exc:
-                results.append(BatchRowResult(index=index, status="error", errors=exc.errors))
-                continue
-            if isinstance(prepared, Ignored):
-                results.append(
-                    BatchRowResult(index=index, status="ignored", reason=prepared.reason)
-                )
-                continue
-            rows.append(prepared)
-            row_results.append(BatchRowResult(index=index, status="created"))
-            results.append(row_results[-1])
+        results, rows, row_results = _prepare_batch(
+            items, lambda item: ingest.prepare_event(site, item, now=now, salt=salt)
+        )
         if rows:
             for result, stored in zip(
                 row_results, await self._writer.insert_events(rows), strict=True
@@ -967,6 +937,35 @@ def _created_hit(site: SiteInfo, row: HitRow, hit_id: int) -> CreatedHit:
 def _check_page(page: int, per_page: int, maximum: int) -> None:
     if page < 1 or not 1 <= per_page <= maximum:
         raise InvalidParameter(f"page must be >= 1 and per_page between 1 and {maximum}")
+
+
+In = TypeVar("In")
+Row = TypeVar("Row")
+
+
+def _prepare_batch(
+    items: Sequence[In | ValidationFailed], prepare: Callable[[In], Row | Ignored]
+) -> tuple[list[BatchRowResult], list[Row], list[BatchRowResult]]:
+    """Partial success: every item becomes an error, an ignored row or a row to store.
+    Returns (all results in order, the rows to store, the results of those rows)."""
+    results: list[BatchRowResult] = []
+    rows: list[Row] = []
+    created: list[BatchRowResult] = []
+    for index, item in enumerate(items):
+        try:
+            if isinstance(item, ValidationFailed):
+                raise item
+            prepared = prepare(item)
+        except ValidationFailed as exc:
+            results.append(BatchRowResult(index=index, status="error", errors=exc.errors))
+            continue
+        if isinstance(prepared, Ignored):
+            results.append(BatchRowResult(index=index, status="ignored", reason=prepared.reason))
+            continue
+        rows.append(prepared)
+        created.append(BatchRowResult(index=index, status="created"))
+        results.append(created[-1])
+    return results, rows, created
 
 
 def _batch_result(results: list[BatchRowResult]) -> BatchResult:
