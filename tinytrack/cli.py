@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="API requests per key per hour (default 1000; 0 = unlimited)",
     )
+    serve.add_argument(
+        "--collector-rate-limit",
+        type=int,
+        default=None,
+        help="browser hits/events per client address per minute (default 25; 0 = unlimited)",
+    )
 
     site = sub.add_parser("site", help="manage sites").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -326,7 +332,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from tinytrack.server.app import create_app
 
     settings = Settings.from_env(
-        db=args.db, host=args.host, port=args.port, rate_limit=args.rate_limit
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        rate_limit=args.rate_limit,
+        collector_rate_limit=args.collector_rate_limit,
     )
 
     async def counts() -> tuple[int, int]:

@@ -19,6 +19,8 @@ class Settings:
     port: int = 8000
     # Authenticated API requests per key per hour (the seed's 1000); 0 disables the limit.
     rate_limit: int = 1000
+    # Browser requests (collector, per client address) per minute; 0 disables the limit.
+    collector_rate_limit: int = 25
     # Hits allowed to wait for the writer before new writes get 503 + Retry-After.
     max_pending_rows: int = 20_000
     # Days a raw user-agent string is kept before the retention task removes it.
@@ -41,9 +43,15 @@ class Settings:
     def checked(self) -> Settings:
         if not 0 <= self.port <= 65535:
             raise InvalidParameter("port must be between 0 and 65535")
-        if self.rate_limit < 0 or self.max_pending_rows < 1 or self.ua_retention_days < 1:
+        if (
+            self.rate_limit < 0
+            or self.collector_rate_limit < 0
+            or self.max_pending_rows < 1
+            or self.ua_retention_days < 1
+        ):
             raise InvalidParameter(
-                "rate_limit must be >= 0, max_pending_rows and ua_retention_days >= 1"
+                "rate_limit and collector_rate_limit must be >= 0, "
+                "max_pending_rows and ua_retention_days >= 1"
             )
         return self
 

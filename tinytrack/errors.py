@@ -6,6 +6,8 @@
     ├── NotFound                   unknown site, key or record                  (HTTP 404)
     ├── AuthError                  missing, invalid or revoked API key          (HTTP 401)
     ├── AccessDenied               read-only key used for a write               (HTTP 403)
+    ├── NotAllowed                 a browser request from a page not on the site's domain,
+    │                              or for an inactive site                      (HTTP 403)
     ├── Overloaded                 the write queue is full; retry later         (HTTP 503)
     └── EngineClosed               the engine was closed (or never opened)      (HTTP 503)
 
@@ -46,6 +48,11 @@ class AuthError(TinytrackError):
 
 class AccessDenied(TinytrackError):
     """The API key is valid but may not do this (read-only key on a write)."""
+
+
+class NotAllowed(TinytrackError):
+    """A browser-side request (collector) that the site does not accept: the page is on
+    another domain, or the site is not active."""
 
 
 class Overloaded(TinytrackError):

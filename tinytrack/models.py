@@ -90,6 +90,31 @@ class KudoIn(Struct, kw_only=True):
     custom_uid: Annotated[str, Meta(max_length=128)] | None = None
 
 
+class PageViewIn(Struct, kw_only=True):
+    """A page view as the embed script sends it to ``/collector/{site_uid}``. The browser's
+    user agent, address and ``Origin`` come from the request, never from the body."""
+
+    path: Url | None = None
+    url: Url | None = None
+    referrer: Url | None = None
+
+
+class BeaconEventIn(Struct, kw_only=True):
+    """A clicked ``data-tinylytics-event`` element, sent to ``/collector/{site_uid}/events``."""
+
+    event: ShortText | None = None
+    value: EventValue | None = None
+    path: Url | None = None
+    url: Url | None = None
+
+
+class BeaconKudoIn(Struct, kw_only=True):
+    """A kudos button press, sent to ``/collector/{site_uid}/kudos``."""
+
+    path: Url | None = None
+    url: Url | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # Records
 
@@ -433,3 +458,35 @@ class Me(Struct, kw_only=True):
 def to_builtins(value: Any) -> Any:
     """Plain JSON-ready Python objects (what the HTTP API would send) for any struct above."""
     return msgspec.to_builtins(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Browser widgets: each answer holds only what its widget shows.
+
+
+class KudoGiven(Struct, kw_only=True):
+    """Answer to a kudos button press: the kudo's uid (remembered by the browser) and the
+    path's new count."""
+
+    uid: str
+    path: str
+    count: int
+
+
+class WidgetHits(Struct, kw_only=True):
+    """The hit counter: the site's lifetime hits (unique hits when asked for and the site
+    tracks them) and the same for each requested path."""
+
+    unique: bool
+    hits: int
+    paths: dict[str, int]
+
+
+class WidgetKudos(Struct, kw_only=True):
+    kudos: dict[str, int]
+
+
+class WidgetCountries(Struct, kw_only=True):
+    """Country codes that have visited, alphabetical (unknown ``XX`` left out)."""
+
+    countries: list[str]

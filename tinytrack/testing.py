@@ -15,17 +15,21 @@ The server runs on its own thread and event loop, so this works from sync and as
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tinytrack.config import Settings
 from tinytrack.engine import Engine
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ async def _seed(db: Path, site_url: str, timezone: str) -> tuple[int, str, str, 
         await engine.close()
 
 
+def _in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion on a thread of its own: ``serve`` is called from sync
+    code, from async tests and from inside other tools' event loops (Playwright's sync API
+    keeps one running), where ``asyncio.run`` would refuse."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
 @contextlib.contextmanager
 def serve(
     db_path: str | Path | None = None,
@@ -60,6 +72,7 @@ def serve(
     site_url: str = "https://example.com",
     timezone: str = "UTC",
     rate_limit: int = 0,
+    collector_rate_limit: int = 0,
     startup_timeout: float = 15.0,
 ) -> Iterator[RunningServer]:
     """Start the real server on a free loopback port with one site and two keys; stop it (all
@@ -72,12 +85,17 @@ def serve(
         if db_path is None:
             db_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "tinytrack.db"
         db = Path(db_path)
-        site_id, uid, read_key, full_key = asyncio.run(_seed(db, site_url, timezone))
+        site_id, uid, read_key, full_key = _in_thread(lambda: _seed(db, site_url, timezone))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        settings = Settings(db=str(db), port=port, rate_limit=rate_limit)
+        settings = Settings(
+            db=str(db),
+            port=port,
+            rate_limit=rate_limit,
+            collector_rate_limit=collector_rate_limit,
+        )
         config = uvicorn.Config(
             create_app(settings), log_level="warning", access_log=False, lifespan="on"
         )

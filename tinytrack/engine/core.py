@@ -18,6 +18,7 @@ import msgspec
 
 from tinytrack.engine import (
     clock,
+    collect,
     db,
     enrich,
     events,
@@ -31,6 +32,7 @@ from tinytrack.engine import (
     queries,
     rollups,
     sites,
+    widgets,
 )
 from tinytrack.engine import clock as clock_mod
 from tinytrack.engine.clock import Clock
@@ -49,6 +51,8 @@ from tinytrack.models import (
     ApiKeyInfo,
     BatchResult,
     BatchRowResult,
+    BeaconEventIn,
+    BeaconKudoIn,
     CacheInfo,
     CreatedEvent,
     CreatedHit,
@@ -72,6 +76,7 @@ from tinytrack.models import (
     KudoCreated,
     KudoDeleted,
     KudoFilters,
+    KudoGiven,
     KudoIn,
     KudoResult,
     KudosPage,
@@ -79,10 +84,14 @@ from tinytrack.models import (
     LeaderboardPage,
     Me,
     NewApiKey,
+    PageViewIn,
     Site,
     SiteRef,
     TimeZoneMode,
     UserJourneysPage,
+    WidgetCountries,
+    WidgetHits,
+    WidgetKudos,
 )
 
 log = logging.getLogger("tinytrack.engine")
@@ -116,6 +125,7 @@ class Engine:
         self._ua_retention_days = ua_retention_days
         self._salts: dict[int, bytes] = {}
         self._sites: dict[int, tuple[float, SiteInfo | None]] = {}
+        self._uids: dict[str, tuple[float, int | None]] = {}
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         self._touched: dict[int, float] = {}
         self._closed = False
@@ -415,15 +425,15 @@ class Engine:
         self._salts[day] = salt
         return salt
 
-    async def _prepare(self, site: SiteInfo, hit: HitIn, now: int) -> HitRow | Ignored:
-        return ingest.prepare_hit(site, hit, now=now, salt=await self._salt(clock.utc_day(now)))
-
     async def record_hit(self, site_id: int, hit: HitIn) -> HitResult:
         """Store one hit. Returns ``HitCreated`` once committed, or ``Ignored`` (bot, ignore
         rule); raises ``ValidationFailed``, ``NotFound`` or ``Overloaded``."""
-        site = await self._site_info(site_id)
+        return await self._record_hit(await self._site_info(site_id), hit)
+
+    async def _record_hit(self, site: SiteInfo, hit: HitIn, reader: str | None = None) -> HitResult:
         now = self.now()
-        prepared = await self._prepare(site, hit, now)
+        salt = await self._salt(clock.utc_day(now))
+        prepared = ingest.prepare_hit(site, hit, now=now, salt=salt, reader=reader)
         if isinstance(prepared, Ignored):
             return prepared
         (stored,) = await self._writer.insert_hits([prepared])
@@ -701,6 +711,166 @@ class Engine:
         await self._site_info(site_id)
         async with self._read() as conn:
             return await kudos.count_for_path(conn, site_id, enrich.normalize_path(path)[0])
+
+    # -- browser side: the embed script's collector, the pixel, widgets -------------------------
+
+    async def site_id_for_uid(self, uid: str) -> int:
+        """The numeric id of the site with this uid (the code in embed and pixel URLs);
+        ``NotFound`` otherwise. Cached like site details."""
+        cached = self._uids.get(uid)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            site_id = cached[1]
+        else:
+            async with self._read() as conn, conn.execute(sites.SELECT_ID_BY_UID, (uid,)) as cur:
+                row = await cur.fetchone()
+            site_id = int(row[0]) if row else None
+            if len(self._uids) >= 10_000:  # uids are caller-chosen: keep the cache bounded
+                self._uids.clear()
+            self._uids[uid] = (now + CACHE_SECONDS, site_id)
+        if site_id is None:
+            raise NotFound("Site not found")
+        return site_id
+
+    async def _site_by_uid(self, uid: str) -> SiteInfo:
+        return await self._site_info(await self.site_id_for_uid(uid))
+
+    async def collect_hit(
+        self,
+        site_uid: str,
+        view: PageViewIn,
+        *,
+        user_agent: str | None,
+        ip_address: str | None,
+        origin: str | None,
+    ) -> HitResult:
+        """A page view from the embed script. Accepted only for an active site whose domain
+        (or its ``www.`` twin) is the page's and the browser's ``Origin`` (``NotAllowed``
+        otherwise); the page URL keeps only campaign parameters and the referrer loses its
+        query. Then exactly like ``record_hit``."""
+        site = await self._site_by_uid(site_uid)
+        collect.check_page(site, view.url, origin)
+        path = view.path or (enrich.normalize_path(view.url)[0] if view.url else None)
+        hit = HitIn(
+            path=path,
+            url=collect.page_url(view.url),
+            referrer=collect.referrer_url(view.referrer),
+            user_agent=user_agent,
+            ip_address=ip_address,
+        )
+        return await self._record_hit(site, hit)
+
+    async def collect_event(
+        self,
+        site_uid: str,
+        event: BeaconEventIn,
+        *,
+        user_agent: str | None,
+        ip_address: str | None,
+        origin: str | None,
+    ) -> EventResult:
+        """An event from the embed script (a clicked ``data-tinylytics-event`` element), with
+        the page checks of ``collect_hit``; then exactly like ``record_event``."""
+        site = await self._site_by_uid(site_uid)
+        collect.check_page(site, event.url, origin)
+        name = event.event.replace("->", ".") if event.event else event.event
+        return await self.record_event(
+            site.id,
+            EventIn(
+                event=name,
+                value=event.value,
+                path=event.path,
+                url=collect.page_url(event.url),
+                user_agent=user_agent,
+                ip_address=ip_address,
+            ),
+        )
+
+    async def collect_kudo(
+        self, site_uid: str, kudo: BeaconKudoIn, *, origin: str | None
+    ) -> KudoGiven | Ignored:
+        """A kudos button press, with the page checks of ``collect_hit``: stores a kudo with a
+        generated uid and answers it with the path's new count."""
+        site = await self._site_by_uid(site_uid)
+        collect.check_page(site, kudo.url, origin)
+        result = await self.create_kudo(site.id, KudoIn(path=kudo.path))
+        if isinstance(result, Ignored):
+            return result
+        path = result.kudo.path
+        async with self._read() as conn:
+            count = await kudos.count_for_path(conn, site.id, path)
+        return KudoGiven(uid=result.kudo.uid, path=path, count=count)
+
+    async def record_pixel(
+        self,
+        site_uid: str,
+        *,
+        path: str | None,
+        user_agent: str | None,
+        ip_address: str | None,
+        referrer: str | None = None,
+    ) -> HitResult:
+        """A tracking-pixel view (RSS feeds, e-mail): no page domain to check. The source is
+        ``rss`` or ``email`` when the user agent is a known feed reader or mail client (whose
+        name becomes the browser, and which is not filtered as a bot), else ``pixel``."""
+        site = await self._site_by_uid(site_uid)
+        reader = collect.feed_reader(user_agent)
+        hit = HitIn(
+            path=path if path and path.strip() else "/",
+            referrer=collect.referrer_url(referrer),
+            user_agent=user_agent,
+            ip_address=ip_address,
+            source=reader.source if reader else "pixel",
+        )
+        return await self._record_hit(site, hit, reader.name if reader else None)
+
+    def _paths(self, paths: Sequence[str]) -> list[str]:
+        if len(paths) > widgets.MAX_PATHS:
+            raise InvalidParameter(f"At most {widgets.MAX_PATHS} paths per request")
+        return list(dict.fromkeys(enrich.normalize_path(p)[0] for p in paths))
+
+    async def widget_hits(
+        self, site_uid: str, paths: Sequence[str] = (), *, unique: bool = False
+    ) -> WidgetHits:
+        """The hit counter: lifetime hits of the site and of each given path (unique hits when
+        ``unique`` and the site tracks them)."""
+        site = await self._site_by_uid(site_uid)
+        wanted = self._paths(paths)
+        unique = unique and site.unique_hits
+        today = clock.utc_day(self._clock())
+        async with self._read() as conn:
+            hits, uniques = await widgets.site_totals(conn, site.id)
+            counts = (
+                await widgets.path_counts(
+                    conn, site, wanted, today, self._writer.blocks_complete_until
+                )
+                if wanted
+                else {}
+            )
+        pick = 1 if unique else 0
+        return WidgetHits(
+            unique=unique,
+            hits=uniques if unique else hits,
+            paths={p: counts[p][pick] if p in counts else 0 for p in wanted},
+        )
+
+    async def widget_kudos(self, site_uid: str, paths: Sequence[str]) -> WidgetKudos:
+        """Kudos counts of the given paths (what the kudos buttons show)."""
+        site = await self._site_by_uid(site_uid)
+        wanted = self._paths(paths)
+        if not wanted:
+            return WidgetKudos(kudos={})
+        async with self._read() as conn:
+            counts = await widgets.kudos_counts(conn, site.id, wanted)
+        return WidgetKudos(kudos={p: counts.get(p, 0) for p in wanted})
+
+    async def widget_countries(self, site_uid: str) -> WidgetCountries:
+        """Every country that has visited, as alphabetical ISO codes."""
+        site = await self._site_by_uid(site_uid)
+        today = clock.utc_day(self._clock())
+        async with self._read() as conn:
+            codes = await widgets.countries(conn, site, today, self._writer.blocks_complete_until)
+        return WidgetCountries(countries=codes)
 
     # -- leaderboard ----------------------------------------------------------------------------
 

@@ -113,11 +113,17 @@ class _Context(NamedTuple):
     visitor_hash: str
 
 
-def _context(site: SiteInfo, item: HitIn | EventIn, query: str, salt: bytes) -> _Context | Ignored:
+def _context(
+    site: SiteInfo, item: HitIn | EventIn, query: str, salt: bytes, reader: str | None = None
+) -> _Context | Ignored:
     """User agent (bots are ``Ignored``), URL, referrer, source, country and visitor identity;
-    ``query`` is the page's query string from the path, if any (it feeds source detection)."""
+    ``query`` is the page's query string from the path, if any (it feeds source detection).
+    ``reader`` names a feed reader or mail client (pixel hits): it is stored as the browser and
+    the user agent is not treated as a bot."""
     ua = item.user_agent.strip() if item.user_agent else None
     info = enrich.parse_ua(ua) if ua else enrich.NO_UA
+    if reader is not None:
+        info = info._replace(browser_name=reader, bot=None)
     if info.bot:
         return Ignored(status="ignored", reason=info.bot)
     url = item.url.strip() if item.url and item.url.strip() else None
@@ -137,7 +143,9 @@ def _context(site: SiteInfo, item: HitIn | EventIn, query: str, salt: bytes) -> 
     return _Context(ua, info, url, referrer, source, country, who, visitor_hash)
 
 
-def prepare_hit(site: SiteInfo, hit: HitIn, *, now: int, salt: bytes) -> HitRow | Ignored:
+def prepare_hit(
+    site: SiteInfo, hit: HitIn, *, now: int, salt: bytes, reader: str | None = None
+) -> HitRow | Ignored:
     """Everything done in the request: raises ``ValidationFailed``; returns ``Ignored`` for a
     bot, an ignored path or an inactive site; otherwise the row to store. The IP address goes
     into the hashes and the country lookup and nowhere else."""
@@ -148,7 +156,7 @@ def prepare_hit(site: SiteInfo, hit: HitIn, *, now: int, salt: bytes) -> HitRow 
     path, query = enrich.normalize_path(hit.path)
     if site.ignore_paths and ignored_path(site, path):
         return Ignored(status="ignored", reason=IGNORED_PATH)
-    ctx = _context(site, hit, query, salt)
+    ctx = _context(site, hit, query, salt, reader)
     if isinstance(ctx, Ignored):
         return ctx
     # Positional: keyword construction of a NamedTuple costs ~1 µs per hit.

@@ -4,6 +4,7 @@ fragments and every value is a bound parameter."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
@@ -185,13 +186,18 @@ async def grouped_from_rollups(
     per_page: int,
     *,
     value_like: str | None = None,
+    values: Sequence[str] | None = None,
 ) -> tuple[list[GroupRow], int]:
     """Grouped counts of one rollup dimension (a hits ``group_by`` name or a rollup code) over
-    the planned segments; ``value_like`` keeps values containing that text (any case)."""
+    the planned segments; ``value_like`` keeps values containing that text (any case),
+    ``values`` only those exact values."""
     code = dimension(group_by)[0] if isinstance(group_by, str) else group_by
     extra: tuple[str, list[Any]] | None = None
     if value_like is not None:
         extra = (" AND value LIKE ? ESCAPE '\\'", [like_pattern(value_like)])
+    elif values is not None:
+        # One placeholder per value: the count comes from the caller's list, never its text.
+        extra = (f" AND value IN ({', '.join('?' * len(values))})", list(values))
     parts, args = _rollup_parts(site.id, code, segments, local, extra)
     sql = _GROUPED.format(parts=parts)
     async with conn.execute(sql, [*args, per_page, (page - 1) * per_page]) as cur:

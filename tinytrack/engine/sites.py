@@ -25,6 +25,7 @@ SELECT {SITE_COLUMNS},
 FROM sites s
 """
 SELECT_SITE_INFO = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.id = ?"
+SELECT_ID_BY_UID = "SELECT id FROM sites WHERE uid = ?"
 INSERT_SITE = """
 INSERT INTO sites (uid, url, label, timezone, public, unique_hits, ignore_paths, secret,
                    created_at, updated_at)

@@ -17,7 +17,8 @@ from tinytrack import __version__
 from tinytrack.config import Settings
 from tinytrack.engine import Engine
 from tinytrack.models import EventIn, HitIn, KudoIn
-from tinytrack.server import api_v1
+from tinytrack.server import api_v1, embed
+from tinytrack.server.collector import Collector
 from tinytrack.server.errors import EXCEPTION_HANDLERS
 from tinytrack.server.fast_hits import FastHitPath
 from tinytrack.server.ratelimit import RateLimiter
@@ -61,7 +62,7 @@ def create_app(
             await engine.close()
 
     app = Litestar(
-        route_handlers=api_v1.ROUTES,
+        route_handlers=[*api_v1.ROUTES, *embed.ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=APP_BODY_LIMIT,
@@ -77,8 +78,16 @@ def create_app(
     if isinstance(given, Engine):
         app.state.engine = given  # usable at once, also by ASGI clients that skip the lifespan
     app.state.limiter = RateLimiter(settings.rate_limit)
+    # Browser-side limits are per client address and per minute (the seed: "25 hits per minute
+    # per source"). A pixel source is often a feed reader or mail proxy fetching for many
+    # people, and widget reads are cheap, so those get ten times as much.
+    per_minute = settings.collector_rate_limit
+    app.state.collector_limiter = RateLimiter(per_minute, period=60.0)
+    app.state.pixel_limiter = RateLimiter(per_minute * 10, period=60.0)
+    app.state.widget_limiter = RateLimiter(per_minute * 10, period=60.0)
     app.state.settings = settings
     app.state.openapi_document = openapi_document(app)
+    app.asgi_handler = Collector(app, app.asgi_handler)
     if fast_path:
         # The single-hit POST is answered before Litestar's router (see fast_hits.py); the
         # exception wrapper and routing of every other request are Litestar's own.

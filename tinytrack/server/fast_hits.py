@@ -82,7 +82,7 @@ class FastHitPath:
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
             status, body, headers = 500, {"error": "Internal server error"}, {}
-        await _respond(send, status, body, headers)
+        await respond(send, status, body, headers)
 
     async def _handle(
         self, scope: Scope, receive: Receive, raw_site_id: str
@@ -99,12 +99,12 @@ class FastHitPath:
         site_id = api_v1.site_id_of(raw_site_id)
         engine = api_v1.engine_of(state)
         await engine.check_site(site_id)
-        hit = decode_hit(await _read_body(receive, length, api_v1.SINGLE_BODY_LIMIT))
+        hit = decode_hit(await read_body(receive, length, api_v1.SINGLE_BODY_LIMIT))
         result = await engine.record_hit(site_id, hit)
         return (201 if isinstance(result, HitCreated) else 202), result, {}
 
 
-async def _read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
+async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
@@ -122,18 +122,37 @@ async def _read_body(receive: Receive, length: bytes | None, limit: int) -> byte
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
-    payload = _ENCODER.encode(body)
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
+async def respond(
+    send: Send,
+    status: int,
+    body: Any,
+    headers: dict[str, str],
+    *,
+    include_body: bool = True,
+) -> None:
+    """Send a whole response: ``body`` as JSON, raw ``bytes`` (with a Content-Type in
+    ``headers``) or None (no body); ``include_body=False`` answers a HEAD request."""
+    raw_headers: list[tuple[bytes, bytes]] = []
+    if body is None:
+        payload = b""
+    elif isinstance(body, bytes):
+        payload = body
+    else:
+        payload = _ENCODER.encode(body)
+        raw_headers.append((b"content-type", b"application/json"))
+    raw_headers.append((b"content-length", str(len(payload)).encode()))
+    raw_headers += [
+        (k.lower().encode(), v.encode("latin-1", "replace")) for k, v in headers.items()
     ]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": status,
         "headers": raw_headers,
     }
     await send(start)
-    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
+    end: HTTPResponseBodyEvent = {
+        "type": "http.response.body",
+        "body": payload if include_body else b"",
+        "more_body": False,
+    }
     await send(end)
