@@ -4,12 +4,16 @@ always get a 4xx/2xx with a JSON body."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tinytrack
 from tests.conftest import Api
+from tests.test_collector import Browserish, make_browserish
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -134,3 +138,57 @@ async def test_headers_and_path_ids(api: Api, auth: str, site: str) -> None:
     ):
         r = await api.client.get(path, headers={"Authorization": auth})
         assert_clean(r.status_code, r.content)
+
+
+# -- the browser side: public, so anyone on the internet can send anything --------------------
+
+origins = st.one_of(
+    st.none(),
+    st.sampled_from(["https://example.com", "null", "https://evil.test", "", "example.com"]),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+)
+
+
+@pytest.fixture
+async def browser(engine: tinytrack.Engine) -> AsyncIterator[Browserish]:
+    async for value in make_browserish(engine):
+        yield value
+
+
+@FUZZ
+@given(body=bodies, kind=st.sampled_from(["", "/events", "/kudos"]), origin=origins)
+async def test_collector_bodies(
+    browser: Browserish, body: bytes, kind: str, origin: str | None
+) -> None:
+    headers = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 Firefox/128.0"}
+    if origin is not None:
+        headers["Origin"] = origin
+    r = await browser.client.post(
+        f"/collector/{browser.site.uid}{kind}", content=body, headers=headers
+    )
+    assert_clean(r.status_code, r.content)
+
+
+@FUZZ
+@given(
+    query=st.lists(st.tuples(st.sampled_from(["path", "unique", "x"]), st.text(max_size=30))),
+    widget=st.sampled_from(["hits", "kudos", "countries"]),
+    uid=st.sampled_from(["", "nosuchsite", "%00", "a" * 300]),
+)
+async def test_widget_parameters(
+    browser: Browserish, query: list[tuple[str, str]], widget: str, uid: str
+) -> None:
+    site = uid or browser.site.uid
+    r = await browser.client.get(f"/widgets/{quote(site)}/{widget}", params=query[:60])
+    assert_clean(r.status_code, r.content)
+
+
+@FUZZ
+@given(query=st.text(max_size=200), agent=st.text(max_size=100))
+async def test_pixel_query_strings(browser: Browserish, query: str, agent: str) -> None:
+    printable = agent.encode("ascii", "ignore").decode().replace("\r", "").replace("\n", "")
+    r = await browser.client.get(
+        f"/pixel/{browser.site.uid}.gif?{quote(query, safe='=&')}",
+        headers={"User-Agent": printable},
+    )
+    assert r.status_code == 200 and r.content[:6] == b"GIF89a"

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import aiosqlite
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from tinytrack.engine import (
     clock,
@@ -270,6 +271,43 @@ class Engine:
             raise RuntimeError("could not allocate a unique site uid")
 
         site_id = await self._writer.run(insert)
+        return await self.get_site(site_id)
+
+    async def update_site(
+        self,
+        site_id: int,
+        *,
+        label: str | UnsetType | None = UNSET,
+        timezone: str | UnsetType = UNSET,
+        public: bool | UnsetType = UNSET,
+        active: bool | UnsetType = UNSET,
+        unique_hits: bool | UnsetType = UNSET,
+        ignore_paths: Sequence[str] | UnsetType = UNSET,
+    ) -> Site:
+        """Change a site's settings; options left out stay as they are. An inactive site
+        records nothing (the API answers ``ignored``, the browser collector 403)."""
+        await self._site_info(site_id)
+        changes: dict[str, object] = {}
+        if not isinstance(label, UnsetType):
+            if label is not None and len(label) > 200:
+                raise InvalidParameter("label is too long (max 200 characters)")
+            changes["label"] = label
+        if not isinstance(timezone, UnsetType):
+            clock.check_timezone(timezone)
+            changes["timezone"] = timezone
+        for name, flag in (("public", public), ("active", active), ("unique_hits", unique_hits)):
+            if not isinstance(flag, UnsetType):
+                changes[name] = int(flag)
+        if not isinstance(ignore_paths, UnsetType):
+            changes["ignore_paths"] = json.dumps([str(rule) for rule in ignore_paths])
+        if changes:
+            sql, args = sites.update_site(site_id, changes, self.now())
+
+            async def update(conn: aiosqlite.Connection) -> None:
+                await conn.execute(sql, args)
+
+            await self._writer.run(update)
+            self._sites.pop(site_id, None)
         return await self.get_site(site_id)
 
     async def list_sites(self) -> list[Site]:

@@ -26,6 +26,16 @@ FROM sites s
 """
 SELECT_SITE_INFO = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.id = ?"
 SELECT_ID_BY_UID = "SELECT id FROM sites WHERE uid = ?"
+# Columns a settings change may touch: identifiers in UPDATE come only from here.
+UPDATABLE = ("label", "timezone", "public", "active", "unique_hits", "ignore_paths")
+
+
+def update_site(site_id: int, changes: dict[str, object], now: int) -> tuple[str, list[object]]:
+    """An UPDATE for whitelisted columns (ValueError on any other name)."""
+    columns = [UPDATABLE[UPDATABLE.index(name)] for name in changes]
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    sql = f"UPDATE sites SET {assignments}, updated_at = ? WHERE id = ?"
+    return sql, [*changes.values(), now, site_id]
 INSERT_SITE = """
 INSERT INTO sites (uid, url, label, timezone, public, unique_hits, ignore_paths, secret,
                    created_at, updated_at)
