@@ -68,10 +68,12 @@ def code_version() -> str:
 
 def tinytrack_serve_cmd(db: Path, port: int) -> list[str]:
     """The real server, started exactly as a user would: ``tinytrack serve`` (uvicorn with
-    uvloop + httptools, access log off, one process). The per-key rate limit is disabled."""
+    uvloop + httptools, access log off, one process). The per-key and per-address rate limits
+    are disabled (every request comes from 127.0.0.1)."""
     return [
         PYTHON, "-m", "tinytrack", "serve",
         "--db", str(db), "--host", LOOPBACK, "--port", str(port), "--rate-limit", "0",
+        "--collector-rate-limit", "0",
     ]
 
 
@@ -218,14 +220,16 @@ def run_wrk(
     threads: int = 1,
     timeout: str = "10s",
     server: Server | None = None,
+    headers: Sequence[str] = (),
 ) -> WrkResult:
     """POST the bodies of ``bodies`` (one JSON document per line, cycled) to ``url`` + ``path``
-    with wrk for ``seconds``; counts every response status through the Lua script."""
+    with wrk for ``seconds``; counts every response status through the Lua script. ``token``
+    "-" sends no Authorization header; ``headers`` ("Name: value") are added to every request."""
     wrk = require_wrk()
     cmd = [
         wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
         f"--timeout={timeout}", "--latency", "-s", str(WRK_LUA), url,
-        "--", str(bodies), path, token,
+        "--", str(bodies), path, token, *headers,
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = server.cpu_seconds() if server else None

@@ -1,10 +1,11 @@
 -- wrk script for the tinytrack benchmarks.
 --
---   wrk ... -s benchmarks/wrk_post.lua http://127.0.0.1:PORT -- BODIES_FILE PATH API_KEY
+--   wrk ... -s benchmarks/wrk_post.lua http://127.0.0.1:PORT -- BODIES_FILE PATH API_KEY ["Name: value" ...]
 --
 -- POSTs the JSON documents of BODIES_FILE (one per line, cycled, each wrk thread starting at a
--- different offset) to PATH with "Authorization: Bearer API_KEY", counts every response status
--- and prints them at the end as one line: "STATUS 201=12345 503=2".
+-- different offset) to PATH with "Authorization: Bearer API_KEY" (none when API_KEY is "-") and
+-- any extra headers given, counts every response status and prints them at the end as one line:
+-- "STATUS 201=12345 503=2".
 
 local threads = {}
 
@@ -15,10 +16,14 @@ end
 
 function init(args)
   local bodies_file, path, key = args[1], args[2], args[3]
-  local headers = {
-    ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. key,
-  }
+  local headers = { ["Content-Type"] = "application/json" }
+  if key ~= "-" then
+    headers["Authorization"] = "Bearer " .. key
+  end
+  for i = 4, #args do
+    local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
   requests = {}
   local f = assert(io.open(bodies_file, "r"))
   for line in f:lines() do

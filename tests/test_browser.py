@@ -101,6 +101,20 @@ def test_page_view_recorded_with_path_and_referrer(
     assert len(hits(server)) == 2
 
 
+def test_script_added_from_javascript_works_too(
+    server: RunningServer, site: DemoSite, tab: Page
+) -> None:
+    """The seed's "alternative JavaScript approach" for hosts that forbid script tags."""
+    loader = (
+        "<script>let s = document.createElement('script'); s.defer = true;"
+        f"s.src = '{embed_url(server, minified=True)}'; document.body.appendChild(s)</script>"
+    )
+    site.pages["/written-as"] = f"<!doctype html><body><p>post</p>{loader}</body>"
+    tab.goto(site.url("/written-as"))
+    (hit,) = wait_for_rows(hits, server, 1)
+    assert hit["path"] == "/written-as"
+
+
 def test_headless_browser_user_agent_is_ignored_as_a_bot(
     server: RunningServer, site: DemoSite, browser: Browser
 ) -> None:
