@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 
 import common
+
 from tinytrack.server.embed import script
 
 BUDGET = 2048

@@ -160,6 +160,12 @@ async def site_add(engine: Engine, args: argparse.Namespace, out: TextIO) -> Non
         _print_json(out, site)
         return
     out.write(f"Added site {site.url}\n  id:  {site.id}\n  uid: {site.uid}\n")
+    settings = Settings.from_env()
+    server = f"http://{settings.host}:{settings.port}"
+    out.write(
+        "\nOn your pages (with your server's public address in place of the local one):\n"
+        f'  <script src="{server}/embed/{site.uid}.js" defer></script>\n'
+    )
     keys = await engine.list_keys()
     if not any(k.access_type == "full_access" and k.revoked_at is None for k in keys):
         out.write(f"\nNext: create an API key with  {_program()} key create --full-access\n")
@@ -310,6 +316,8 @@ def next_steps(settings: Settings, sites: int, keys: int) -> str:
         "  4. read it back:",
         f"       curl '{base}/api/v1/sites/1/hits?grouped=true&group_by=path' "
         "-H 'Authorization: Bearer KEY'",
+        "  5. or count page views from the browser: put this on your pages (the uid from step 1)",
+        f'       <script src="{base}/embed/SITE_UID.js" defer></script>',
     ]
     return "\n".join(lines)
 
