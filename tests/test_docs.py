@@ -59,6 +59,7 @@ def test_testing_helper_example_runs() -> None:
     [
         [],
         ["serve"],
+        ["config"],
         ["site"],
         ["key"],
         *[[group, action] if action else [group] for group, action in COMMANDS],
@@ -85,3 +86,4 @@ def test_readme_mentions_every_cli_command() -> None:
             f"tinytrack {group} {action}" in README if action else f"tinytrack {group} " in README
         )
     assert "tinytrack serve" in README
+    assert "tinytrack config" in README

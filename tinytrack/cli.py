@@ -48,23 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="SQLite database file (default: $TINYTRACK_DB or ./tinytrack.db)",
         )
+        p.add_argument(
+            "--config",
+            default=None,
+            metavar="FILE",
+            help="TOML file of settings (default: $TINYTRACK_CONFIG; flags and "
+            "TINYTRACK_* variables win over it)",
+        )
         return p
 
-    serve = with_db(sub.add_parser("serve", help="run the HTTP server"))
-    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    serve.add_argument(
-        "--rate-limit",
-        type=int,
-        default=None,
-        help="API requests per key per hour (default 1000; 0 = unlimited)",
+    def server_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=None, help="port (default 8000)")
+        p.add_argument(
+            "--rate-limit",
+            type=int,
+            default=None,
+            help="API requests per key per hour (default 1000; 0 = unlimited)",
+        )
+        p.add_argument(
+            "--collector-rate-limit",
+            type=int,
+            default=None,
+            help="browser hits/events per client address per minute (default 25; 0 = unlimited)",
+        )
+        p.add_argument(
+            "--trusted-proxies",
+            default=None,
+            metavar="LIST",
+            help="reverse proxies whose X-Forwarded-For/Forwarded headers are believed: "
+            "comma-separated addresses or CIDR ranges, e.g. 127.0.0.1,::1 (default: none)",
+        )
+        return with_db(p)
+
+    server_options(sub.add_parser("serve", help="run the HTTP server"))
+    config = server_options(
+        sub.add_parser("config", help="print the effective settings and where each comes from")
     )
-    serve.add_argument(
-        "--collector-rate-limit",
-        type=int,
-        default=None,
-        help="browser hits/events per client address per minute (default 25; 0 = unlimited)",
-    )
+    config.add_argument("--json", action="store_true", help="print one JSON object")
 
     site = sub.add_parser("site", help="manage sites").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -125,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(db=args.db)
-        if args.command == "serve":
-            return serve(settings, args)
+        if args.command in ("serve", "config"):
+            settings = server_settings(args)
+            return serve(settings) if args.command == "serve" else show_config(args)
+        settings = Settings.from_env(db=args.db, config_file=args.config)
         command = COMMANDS[(args.command, getattr(args, "action", None))]
         return asyncio.run(_with_engine(settings.db, command, args))
     except TinytrackError as exc:
@@ -160,7 +182,7 @@ async def site_add(engine: Engine, args: argparse.Namespace, out: TextIO) -> Non
         _print_json(out, site)
         return
     out.write(f"Added site {site.url}\n  id:  {site.id}\n  uid: {site.uid}\n")
-    settings = Settings.from_env()
+    settings = Settings.from_env(config_file=args.config)
     server = f"http://{settings.host}:{settings.port}"
     out.write(
         "\nOn your pages (with your server's public address in place of the local one):\n"
@@ -322,7 +344,37 @@ def next_steps(settings: Settings, sites: int, keys: int) -> str:
     return "\n".join(lines)
 
 
-def serve(settings: Settings, args: argparse.Namespace) -> int:
+def _server_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "db": args.db,
+        "host": args.host,
+        "port": args.port,
+        "rate_limit": args.rate_limit,
+        "collector_rate_limit": args.collector_rate_limit,
+        "trusted_proxies": args.trusted_proxies,
+    }
+
+
+def server_settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(config_file=args.config, **_server_overrides(args))
+
+
+def show_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``tinytrack config``: what ``serve`` with the same flags would run with."""
+    out = out or sys.stdout
+    settings, sources = Settings.resolve(config_file=args.config, **_server_overrides(args))
+    values = settings.masked()
+    if args.json:
+        _print_json(out, {"settings": values, "sources": sources})
+        return 0
+    out.write("# effective settings: flags > TINYTRACK_* variables > config file > defaults\n")
+    for name, value in values.items():
+        line = f"{name} = {json.dumps(value)}"
+        out.write(f"{line:<44} # {sources[name]}\n")
+    return 0
+
+
+def serve(settings: Settings) -> int:
     import signal
     from types import FrameType
 
@@ -338,14 +390,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
                 self.should_exit = True
 
     from tinytrack.server.app import create_app
-
-    settings = Settings.from_env(
-        db=args.db,
-        host=args.host,
-        port=args.port,
-        rate_limit=args.rate_limit,
-        collector_rate_limit=args.collector_rate_limit,
-    )
 
     async def counts() -> tuple[int, int]:
         engine = await Engine.open(settings.db, maintenance=False)

@@ -490,3 +490,12 @@ class WidgetCountries(Struct, kw_only=True):
     """Country codes that have visited, alphabetical (unknown ``XX`` left out)."""
 
     countries: list[str]
+
+
+class Health(Struct, kw_only=True, omit_defaults=True):
+    """``GET /healthz``: can the database take a write right now?"""
+
+    status: Literal["ok", "error"]
+    database: Literal["writable", "not writable"]
+    version: str
+    error: str | None = None

@@ -73,6 +73,7 @@ def serve(
     timezone: str = "UTC",
     rate_limit: int = 0,
     collector_rate_limit: int = 0,
+    trusted_proxies: str = "",
     startup_timeout: float = 15.0,
 ) -> Iterator[RunningServer]:
     """Start the real server on a free loopback port with one site and two keys; stop it (all
@@ -95,9 +96,14 @@ def serve(
             port=port,
             rate_limit=rate_limit,
             collector_rate_limit=collector_rate_limit,
+            trusted_proxies=trusted_proxies,
         )
         config = uvicorn.Config(
-            create_app(settings), log_level="warning", access_log=False, lifespan="on"
+            create_app(settings),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,  # tinytrack applies its own trusted_proxies setting
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(

@@ -44,6 +44,7 @@ from tinytrack.errors import (
     EngineClosed,
     InvalidParameter,
     NotFound,
+    TinytrackError,
     ValidationFailed,
 )
 from tinytrack.models import (
@@ -66,6 +67,7 @@ from tinytrack.models import (
     GroupBy,
     GroupedEventsPage,
     GroupedHitsPage,
+    Health,
     HitCreated,
     HitFilters,
     HitIn,
@@ -749,6 +751,32 @@ class Engine:
         await self._site_info(site_id)
         async with self._read() as conn:
             return await kudos.count_for_path(conn, site_id, enrich.normalize_path(path)[0])
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def health(self, *, within: float = 5.0) -> Health:
+        """Is the database writable? One tiny write through the writer, committed like any
+        other, so a read-only or full disk, a lost file lock and a stuck writer all show;
+        bounded by ``within`` seconds."""
+        from tinytrack import __version__
+
+        now = str(self.now())
+
+        async def touch(conn: aiosqlite.Connection) -> None:
+            await conn.execute(db.TOUCH_HEALTH, (now,))
+
+        problem: str | None = None
+        try:
+            await asyncio.wait_for(self._writer.run(touch), within)
+        except TimeoutError:
+            problem = f"the database did not take a write within {within:g} s"
+        except sqlite3.Error as exc:
+            problem = f"the database cannot be written: {exc}"
+        except TinytrackError as exc:
+            problem = exc.message
+        if problem is None:
+            return Health(status="ok", database="writable", version=__version__)
+        return Health(status="error", database="not writable", version=__version__, error=problem)
 
     # -- browser side: the embed script's collector, the pixel, widgets -------------------------
 

@@ -35,6 +35,9 @@ _READ_PRAGMAS = (
 
 T = TypeVar("T")
 
+# The health check's write: one small meta row, rewritten each time.
+TOUCH_HEALTH = "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_checked_at', ?)"
+
 
 async def on_connection_thread(
     conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]

@@ -36,6 +36,8 @@ def update_site(site_id: int, changes: dict[str, object], now: int) -> tuple[str
     assignments = ", ".join(f"{column} = ?" for column in columns)
     sql = f"UPDATE sites SET {assignments}, updated_at = ? WHERE id = ?"
     return sql, [*changes.values(), now, site_id]
+
+
 INSERT_SITE = """
 INSERT INTO sites (uid, url, label, timezone, public, unique_hits, ignore_paths, secret,
                    created_at, updated_at)

@@ -50,6 +50,7 @@ from tinytrack.models import (
     UserJourneysPage,
     to_builtins,
 )
+from tinytrack.server import clients
 from tinytrack.server.errors import RateLimited
 from tinytrack.server.ratelimit import RateLimiter
 
@@ -115,7 +116,10 @@ def site_json(site: Site) -> dict[str, Any]:
 
 @get("/api/v1", summary="API discovery metadata", tags=["meta"])
 async def discovery(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/") + "/api/v1"
+    public = clients.base_url(
+        request.scope, request.app.state.proxies, str(request.base_url).rstrip("/")
+    )
+    base = public + "/api/v1"
     return {
         "name": "tinytrack",
         "version": __version__,

@@ -17,7 +17,8 @@ from tinytrack import __version__
 from tinytrack.config import Settings
 from tinytrack.engine import Engine
 from tinytrack.models import EventIn, HitIn, KudoIn
-from tinytrack.server import api_v1, embed
+from tinytrack.server import api_v1, embed, health
+from tinytrack.server.clients import Proxies
 from tinytrack.server.collector import Collector
 from tinytrack.server.errors import EXCEPTION_HANDLERS
 from tinytrack.server.fast_hits import FastHitPath
@@ -62,7 +63,7 @@ def create_app(
             await engine.close()
 
     app = Litestar(
-        route_handlers=[*api_v1.ROUTES, *embed.ROUTES],
+        route_handlers=[*api_v1.ROUTES, *embed.ROUTES, *health.ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=APP_BODY_LIMIT,
@@ -78,6 +79,7 @@ def create_app(
     if isinstance(given, Engine):
         app.state.engine = given  # usable at once, also by ASGI clients that skip the lifespan
     app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.proxies = Proxies(settings.trusted_proxies)
     # Browser-side limits are per client address and per minute (the seed: "25 hits per minute
     # per source"). A pixel source is often a feed reader or mail proxy fetching for many
     # people, and widget reads are cheap, so those get ten times as much.

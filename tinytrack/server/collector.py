@@ -56,12 +56,6 @@ _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-def client_address(scope: Scope) -> str | None:
-    """The address of the client that sent the request (the direct peer)."""
-    client = scope.get("client")
-    return client[0] if client else None
-
-
 class Collector:
     """ASGI layer: the collector and pixel paths here, everything else to ``inner``."""
 
@@ -116,7 +110,7 @@ class Collector:
         self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], uid: str, kind: str
     ) -> tuple[int, Any]:
         state = self._app.state
-        address = client_address(scope)
+        address = state.proxies.client(scope)
         limiter: RateLimiter = state.collector_limiter
         wait = limiter.hit(address)
         if wait:
@@ -172,7 +166,7 @@ class Collector:
 
     async def _record_pixel(self, scope: Scope, uid: str) -> str:
         state = self._app.state
-        address = client_address(scope)
+        address = state.proxies.client(scope)
         limiter: RateLimiter = state.pixel_limiter
         wait = limiter.hit(address)
         if wait:

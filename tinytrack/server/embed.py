@@ -105,8 +105,7 @@ async def widgets_script_min(request: Request[Any, Any, Any]) -> Response[bytes]
 def _limit(request: Request[Any, Any, Any]) -> None:
     """Widget reads are public: a per-source limit keeps one client from hammering them."""
     limiter: RateLimiter = request.app.state.widget_limiter
-    client = request.scope.get("client")
-    wait = limiter.hit(client[0] if client else None)
+    wait = limiter.hit(request.app.state.proxies.client(request.scope))
     if wait:
         raise RateLimited(wait)
 
