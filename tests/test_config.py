@@ -55,6 +55,7 @@ def test_trusted_proxies_as_a_list(tmp_path: Path) -> None:
         ("port = 70000\n", "port must be between"),
         ('trusted_proxies = ["x"]\n', "not an IP address"),
         ("trusted_proxies = [1]\n", "must list strings"),
+        ('log_level = "loud"\n', "log_level must be one of"),
     ],
 )
 def test_bad_config_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tinytrack import __version__
-from tinytrack.config import Settings
+from tinytrack.config import LOG_LEVELS, Settings
 from tinytrack.engine import Engine, params
 from tinytrack.errors import InvalidParameter, NotFound, TinytrackError
 from tinytrack.models import to_builtins
@@ -78,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="LIST",
             help="reverse proxies whose X-Forwarded-For/Forwarded headers are believed: "
             "comma-separated addresses or CIDR ranges, e.g. 127.0.0.1,::1 (default: none)",
+        )
+        p.add_argument(
+            "--max-pending-rows",
+            type=int,
+            default=None,
+            help="hits allowed to wait for the writer before writes get 503 (default 20000)",
+        )
+        p.add_argument(
+            "--ua-retention-days",
+            type=int,
+            default=None,
+            help="days a raw user-agent string is kept (default 7)",
+        )
+        p.add_argument(
+            "--log-level",
+            default=None,
+            choices=LOG_LEVELS,
+            help="server log level (default info)",
         )
         return with_db(p)
 
@@ -352,6 +370,9 @@ def _server_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "rate_limit": args.rate_limit,
         "collector_rate_limit": args.collector_rate_limit,
         "trusted_proxies": args.trusted_proxies,
+        "max_pending_rows": args.max_pending_rows,
+        "ua_retention_days": args.ua_retention_days,
+        "log_level": args.log_level,
     }
 
 

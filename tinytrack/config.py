@@ -15,6 +15,7 @@ from tinytrack.errors import InvalidParameter
 
 ENV_PREFIX = "TINYTRACK_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # Settings whose values `tinytrack config` never prints (none today; the names say what counts).
 SECRET_WORDS = ("password", "secret", "token")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -100,6 +101,8 @@ class Settings:
                 "rate_limit and collector_rate_limit must be >= 0, "
                 "max_pending_rows and ua_retention_days >= 1"
             )
+        if self.log_level not in LOG_LEVELS:
+            raise InvalidParameter(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         parse_networks(self.trusted_proxies)
         return self
 
