@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key", help="key id, prefix (as in `key list`) or the key itself")
     revoke.add_argument("--json", action="store_true", help="print one JSON object")
 
+    password = with_db(
+        sub.add_parser("password", help="set the dashboard password (asked twice on a terminal)")
+    )
+    password.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input instead"
+    )
+
     board = with_db(sub.add_parser("leaderboard", help="all-time top paths of a site"))
     board.add_argument("--site", required=True, help="site id or uid")
     board.add_argument("--path", default=None, help="only paths containing this text (any case)")
@@ -324,6 +331,23 @@ async def kudos_list(engine: Engine, args: argparse.Namespace, out: TextIO) -> N
     )
 
 
+async def set_password(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    import getpass
+
+    if args.stdin or not sys.stdin.isatty():
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = getpass.getpass("Dashboard password: ")
+        if getpass.getpass("Again: ") != secret:
+            raise InvalidParameter("the two passwords differ")
+    await engine.set_owner_password(secret)
+    settings = Settings.from_env(config_file=args.config)
+    out.write(
+        "Password set (stored as a scrypt hash; any open dashboard session has ended).\n"
+        f"Log in at http://{settings.host}:{settings.port}/dashboard\n"
+    )
+
+
 COMMANDS: dict[
     tuple[str, str | None], Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]]
 ] = {
@@ -334,6 +358,7 @@ COMMANDS: dict[
     ("key", "revoke"): key_revoke,
     ("leaderboard", None): leaderboard,
     ("kudos", None): kudos_list,
+    ("password", None): set_password,
 }
 
 

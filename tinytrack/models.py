@@ -499,3 +499,29 @@ class Health(Struct, kw_only=True, omit_defaults=True):
     database: Literal["writable", "not writable"]
     version: str
     error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard
+
+Period = Literal["24h", "7d", "30d", "12m", "custom"]
+
+
+class TrafficPoint(Struct, kw_only=True):
+    label: str  # "2026-02-14T10:00" (hour), "2026-02-14" (day) or "2026-02" (month)
+    hits: int
+    unique_hits: int
+
+
+class Traffic(Struct, kw_only=True):
+    """Hits over time in the site's time zone, with the totals of the period before."""
+
+    period: Period
+    bucket: Literal["hour", "day", "month"]
+    start: str
+    end: str
+    points: list[TrafficPoint]
+    hits: int
+    unique_hits: int
+    previous_hits: int
+    previous_unique_hits: int

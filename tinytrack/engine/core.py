@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,12 +28,14 @@ from tinytrack.engine import (
     journeys,
     kudos,
     leaderboard,
+    owner,
     params,
     privacy,
     pyramid,
     queries,
     rollups,
     sites,
+    traffic,
     widgets,
 )
 from tinytrack.engine import clock as clock_mod
@@ -88,9 +91,12 @@ from tinytrack.models import (
     Me,
     NewApiKey,
     PageViewIn,
+    Period,
     Site,
     SiteRef,
     TimeZoneMode,
+    Traffic,
+    TrafficPoint,
     UserJourneysPage,
     WidgetCountries,
     WidgetHits,
@@ -512,16 +518,20 @@ class Engine:
         group_by: GroupBy | None = None,
         page: int = 1,
         per_page: int = 100,
+        browser_name: str | None = None,
     ) -> HitsPage | GroupedHitsPage:
         """``GET /sites/{id}/hits``: raw hits (newest first) or grouped counts.
 
         Dates are inclusive days in UTC (``time_zone="utc"``) or in the site's time zone
-        (``"user"``); they default to the last 30 days up to today.
+        (``"user"``); they default to the last 30 days up to today. ``browser_name`` (exact) is a
+        tinytrack extension the dashboard uses; the API has the seed's three filters.
         """
         site = await self._site_info(site_id)
         days, bounds = self._range(site, start_date, end_date, time_zone)
         _check_page(page, per_page, params.MAX_PER_PAGE)
         filters = {"country": country, "path": path, "referrer": referrer}
+        if browser_name is not None:
+            filters["browser_name"] = browser_name
         shown = HitFilters(
             start_date=clock.day_from_number(days[0]).isoformat(),
             end_date=clock.day_from_number(days[1]).isoformat(),
@@ -751,6 +761,120 @@ class Engine:
         await self._site_info(site_id)
         async with self._read() as conn:
             return await kudos.count_for_path(conn, site_id, enrich.normalize_path(path)[0])
+
+    # -- the dashboard ----------------------------------------------------------------------------
+
+    async def set_owner_password(self, password: str) -> None:
+        """Set the dashboard password (stored as a scrypt hash). It also replaces the secret that
+        signs session cookies, so every existing session ends."""
+        if len(password) < owner.MIN_LENGTH:
+            raise InvalidParameter(f"password must have at least {owner.MIN_LENGTH} characters")
+        hashed = await asyncio.to_thread(owner.hash_password, password)
+        secret = secrets.token_hex(32)
+
+        async def store(conn: aiosqlite.Connection) -> None:
+            await conn.execute(owner.PUT, (owner.PASSWORD_KEY, hashed))
+            await conn.execute(owner.PUT, (owner.SECRET_KEY, secret))
+
+        await self._writer.run(store)
+
+    async def has_owner_password(self) -> bool:
+        async with self._read() as conn:
+            return await owner.get(conn, owner.PASSWORD_KEY) is not None
+
+    async def check_owner_password(self, password: str) -> bool:
+        """True if ``password`` is the dashboard password (a slow check, off the event loop)."""
+        async with self._read() as conn:
+            stored = await owner.get(conn, owner.PASSWORD_KEY)
+        if stored is None:
+            return False
+        return await asyncio.to_thread(owner.verify_password, password, stored)
+
+    async def session_secret(self) -> bytes | None:
+        """The key that signs dashboard sessions (None until a password is set)."""
+        async with self._read() as conn:
+            value = await owner.get(conn, owner.SECRET_KEY)
+        return bytes.fromhex(value) if value else None
+
+    async def traffic(
+        self,
+        site_id: int,
+        *,
+        period: Period = "30d",
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        path: str | None = None,
+        country: str | None = None,
+        referrer: str | None = None,
+        browser_name: str | None = None,
+    ) -> Traffic:
+        """Hits and unique hits over time in the site's time zone, with the previous period of
+        the same length for comparison: the last 24 hours by hour, 7 or 30 days by day, 12
+        months by month, or ``custom`` dates (by day up to 92 days, else by month)."""
+        site = await self._site_info(site_id)
+        now = self.now()
+        tz = site.timezone
+        today = clock.today(tz, now)
+        bucket: traffic.Bucket = "day"
+        if period == "24h":
+            end = (now // 3600 + 1) * 3600
+            start, previous = end - 86400, end - 2 * 86400
+            bucket = "hour"
+        else:
+            if period == "custom":
+                if start_date is None or end_date is None:
+                    raise InvalidParameter("a custom period needs a start and an end date")
+                first, last = start_date, end_date
+                params.check_range(first, last)
+            elif period == "12m":
+                first = (today.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
+                last = today
+            else:
+                days = {"7d": 7, "30d": 30}.get(period)
+                if days is None:
+                    raise InvalidParameter("period must be 24h, 7d, 30d, 12m or custom")
+                first, last = today - dt.timedelta(days=days - 1), today
+            if period == "12m" or (last - first).days > 92:
+                bucket = "month"
+            a, b = clock.day_number(first), clock.day_number(last)
+            start, end = clock.local_midnight(tz, a), clock.local_midnight(tz, b + 1)
+            previous = clock.local_midnight(tz, a - (b - a + 1))
+        filters = {
+            "path": path,
+            "country": country,
+            "referrer": referrer,
+            "browser_name": browser_name,
+        }
+        async with self._read() as conn:
+            points = await traffic.series(conn, site, start, end, bucket, filters)
+            before = await traffic.series(conn, site, previous, start, bucket, filters)
+        return Traffic(
+            period=period,
+            bucket=bucket,
+            start=clock.iso(start),
+            end=clock.iso(end),
+            points=[TrafficPoint(label=n, hits=h, unique_hits=u) for n, h, u in points],
+            hits=sum(p[1] for p in points),
+            unique_hits=sum(p[2] for p in points),
+            previous_hits=sum(p[1] for p in before),
+            previous_unique_hits=sum(p[2] for p in before),
+        )
+
+    async def last_hit_at(self, site_id: int) -> str | None:
+        """When the site's latest hit arrived (ISO 8601 UTC), or None."""
+        await self._site_info(site_id)
+        async with self._read() as conn:
+            moment = await traffic.last_hit(conn, site_id)
+        return clock.iso(moment) if moment is not None else None
+
+    async def kudos_by_path(
+        self, site_id: int, *, start_date: dt.date, end_date: dt.date, limit: int = 10
+    ) -> list[tuple[str, int]]:
+        """Most-kudoed paths in a date range of the site's time zone."""
+        site = await self._site_info(site_id)
+        _days, bounds = self._range(site, start_date, end_date, "user")
+        async with self._read() as conn:
+            return await traffic.kudos_by_path(conn, site.id, bounds[0], bounds[1], limit)
 
     # -- operations -----------------------------------------------------------------------------
 

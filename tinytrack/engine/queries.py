@@ -4,7 +4,7 @@ fragments and every value is a bound parameter."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -22,6 +22,8 @@ _FILTERS = {
     "country": "AND country = ?",
     "path": "AND path = ?",
     "referrer": "AND referrer LIKE ? ESCAPE '\\'",
+    # Not an API filter (the seed has none); the dashboard filters by a clicked browser.
+    "browser_name": "AND browser_name = ?",
 }
 RAW_WHERE = "WHERE site_id = ? AND created_at >= ? AND created_at < ? "
 # Pieces of the grouped-rollup query, one per planned segment (see pyramid.plan). In local
@@ -54,7 +56,7 @@ def time_bounds(site: SiteInfo, start_day: int, end_day: int, mode: str) -> tupl
     return clock.local_midnight(tz, start_day), clock.local_midnight(tz, end_day + 1)
 
 
-def _raw_filters(filters: dict[str, str | None]) -> tuple[str, list[Any]]:
+def filter_sql(filters: Mapping[str, str | None]) -> tuple[str, list[Any]]:
     sql, args = "", []
     for name, value in filters.items():
         if value is None:
@@ -81,7 +83,7 @@ async def raw_hits(
     page: int,
     per_page: int,
 ) -> tuple[list[Hit], int]:
-    extra, extra_args = _raw_filters(filters)
+    extra, extra_args = filter_sql(filters)
     where_args = [site.id, *bounds, *extra_args]
     async with conn.execute("SELECT COUNT(*) FROM hits " + RAW_WHERE + extra, where_args) as cur:
         row = await cur.fetchone()
@@ -127,7 +129,7 @@ async def grouped_from_raw(
     per_page: int,
 ) -> tuple[list[GroupRow], int]:
     _code, column = dimension(group_by)
-    extra, extra_args = _raw_filters(filters)
+    extra, extra_args = filter_sql(filters)
     sql = (
         f"SELECT COALESCE({column}, '') AS value, COUNT(*) AS h, SUM(is_unique) AS u, "
         "COUNT(*) OVER () FROM hits "

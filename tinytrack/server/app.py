@@ -6,18 +6,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from tinytrack import __version__
 from tinytrack.config import Settings
 from tinytrack.engine import Engine
 from tinytrack.models import EventIn, HitIn, KudoIn
-from tinytrack.server import api_v1, embed, health
+from tinytrack.server import api_v1, dashboard, embed, health
 from tinytrack.server.clients import Proxies
 from tinytrack.server.collector import Collector
 from tinytrack.server.errors import EXCEPTION_HANDLERS
@@ -63,7 +66,10 @@ def create_app(
             await engine.close()
 
     app = Litestar(
-        route_handlers=[*api_v1.ROUTES, *embed.ROUTES, *health.ROUTES],
+        route_handlers=[*api_v1.ROUTES, *embed.ROUTES, *health.ROUTES, *dashboard.ROUTES],
+        template_config=TemplateConfig(
+            directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
+        ),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=APP_BODY_LIMIT,
@@ -87,6 +93,7 @@ def create_app(
     app.state.collector_limiter = RateLimiter(per_minute, period=60.0)
     app.state.pixel_limiter = RateLimiter(per_minute * 10, period=60.0)
     app.state.widget_limiter = RateLimiter(per_minute * 10, period=60.0)
+    app.state.login_limiter = RateLimiter(dashboard.LOGIN_LIMIT, period=900.0)
     app.state.settings = settings
     app.state.openapi_document = openapi_document(app)
     app.asgi_handler = Collector(app, app.asgi_handler)

@@ -51,10 +51,12 @@ def _script(text: str) -> Script:
 
 
 @functools.cache
-def script(name: str, *, minified: bool) -> Script:
-    """One of the static scripts (``embed`` or ``widgets``), as written or minified (rjsmin:
-    comments and whitespace out, behaviour untouched; done once per process)."""
-    text = resources.files("tinytrack.server").joinpath(f"static/{name}.js").read_text("utf-8")
+def script(name: str, *, minified: bool, suffix: str = "js") -> Script:
+    """One of the static files (the ``embed`` or ``widgets`` script, the dashboard's), as
+    written or minified (rjsmin: comments and whitespace out, behaviour untouched; done once
+    per process)."""
+    path = f"static/{name}.{suffix}"
+    text = resources.files("tinytrack.server").joinpath(path).read_text("utf-8")
     if minified:
         text = rjsmin.jsmin(text, keep_bang_comments=False) + "\n"
     return _script(text)
