@@ -84,7 +84,9 @@ async def build(db: Path) -> int:
             for _ in range(rng.randint(0, 6)):
                 await engine.record_event(
                     site.id,
-                    tinytrack.EventIn(event="file.download", value=rng.choice(["guide.pdf", "cv.pdf"])),
+                    tinytrack.EventIn(
+                        event="file.download", value=rng.choice(["guide.pdf", "cv.pdf"])
+                    ),
                 )
             if rng.random() < 0.3:
                 await engine.create_kudo(site.id, tinytrack.KudoIn(path=rng.choice(PATHS[2:4])))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import datetime as dt
+import time
 from typing import Any
 from urllib.parse import urlencode
 
