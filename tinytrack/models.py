@@ -525,3 +525,25 @@ class Traffic(Struct, kw_only=True):
     unique_hits: int
     previous_hits: int
     previous_unique_hits: int
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV import
+
+ExportKind = Literal["hits", "events", "kudos"]
+
+
+class RejectedRow(Struct, kw_only=True):
+    line: int
+    reason: str
+
+
+class ImportReport(Struct, kw_only=True):
+    """What ``import_csv`` did: rows read, stored, skipped as already present, and rejected
+    (with their line numbers and reasons)."""
+
+    kind: ExportKind
+    rows: int
+    imported: int
+    duplicates: int
+    rejected: list[RejectedRow]

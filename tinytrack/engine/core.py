@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 import msgspec
@@ -21,6 +23,8 @@ from msgspec import UNSET, UnsetType
 from tinytrack.engine import (
     clock,
     collect,
+    csv_export,
+    csv_import,
     db,
     enrich,
     events,
@@ -67,6 +71,7 @@ from tinytrack.models import (
     EventIn,
     EventResult,
     EventsPage,
+    ExportKind,
     GroupBy,
     GroupedEventsPage,
     GroupedHitsPage,
@@ -77,6 +82,7 @@ from tinytrack.models import (
     HitResult,
     HitsPage,
     Ignored,
+    ImportReport,
     JourneyFilters,
     Kudo,
     KudoCreated,
@@ -92,6 +98,7 @@ from tinytrack.models import (
     NewApiKey,
     PageViewIn,
     Period,
+    RejectedRow,
     Site,
     SiteRef,
     TimeZoneMode,
@@ -876,6 +883,218 @@ class Engine:
         async with self._read() as conn:
             return await traffic.kudos_by_path(conn, site.id, bounds[0], bounds[1], limit)
 
+    # -- your data: export, import, delete, backup ------------------------------------------------
+
+    def _export_bounds(
+        self,
+        site: SiteInfo,
+        start_date: dt.date | None,
+        end_date: dt.date | None,
+        time_zone: TimeZoneMode,
+    ) -> tuple[int, int]:
+        """Without dates: the whole history. With dates: those days, as for ``hits``."""
+        if start_date is None and end_date is None:
+            return 0, 2**62
+        return self._range(site, start_date, end_date, time_zone)[1]
+
+    async def export_csv(
+        self,
+        site_id: int,
+        kind: ExportKind = "hits",
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+    ) -> AsyncIterator[bytes]:
+        """CSV of a site's hits, events or kudos (RFC 4180, UTF-8, header row, UTC times; the
+        columns are in the README), as chunks of bytes, oldest first. Without dates: the whole
+        history. Streams in constant memory; each chunk is its own short read."""
+        if kind not in csv_export.COLUMNS:
+            raise InvalidParameter("kind must be hits, events or kudos")
+        site = await self._site_info(site_id)
+        bounds = self._export_bounds(site, start_date, end_date, time_zone)
+        return self._export_chunks(site.id, kind, bounds)
+
+    async def _export_chunks(
+        self, site_id: int, kind: str, bounds: tuple[int, int]
+    ) -> AsyncIterator[bytes]:
+        yield csv_export.header(kind)
+        after: tuple[int, int] | None = (-1, -1)
+        while after is not None:
+            async with self._read() as conn:
+                data, after, _n = await db.on_connection_thread(
+                    conn,
+                    functools.partial(csv_export.chunk, kind=kind, site_id=site_id,
+                                      bounds=bounds, after=after),
+                )  # fmt: skip
+            if data:
+                yield data
+
+    async def export_rows(
+        self,
+        site_id: int,
+        kind: ExportKind = "hits",
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+    ) -> AsyncIterator[dict[str, str]]:
+        """The rows of ``export_csv`` as dicts of column -> cell text (formula guards kept)."""
+        chunks = await self.export_csv(
+            site_id, kind, start_date=start_date, end_date=end_date, time_zone=time_zone
+        )
+        return _csv_dicts(chunks)
+
+    async def export_to_file(
+        self,
+        site_id: int,
+        path: str | Path,
+        kind: ExportKind = "hits",
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write ``export_csv`` to a file; returns the number of bytes written.
+        ``progress(bytes_so_far)`` is called after each chunk."""
+        chunks = await self.export_csv(
+            site_id, kind, start_date=start_date, end_date=end_date, time_zone=time_zone
+        )
+        written = 0
+        with open(path, "wb") as out:  # noqa: ASYNC230 (chunks of a few hundred KB)
+            async for data in chunks:
+                out.write(data)
+                written += len(data)
+                if progress is not None:
+                    progress(written)
+        return written
+
+    async def count_rows(self, site_id: int, kind: ExportKind = "hits") -> int:
+        """How many rows an export of the whole history would have (for progress bars)."""
+        if kind not in csv_export.COLUMNS:
+            raise InvalidParameter("kind must be hits, events or kudos")
+        await self._site_info(site_id)
+        async with self._read() as conn:
+            return await db.on_connection_thread(
+                conn, lambda raw: csv_export.count(raw, kind, site_id, (0, 2**62))
+            )
+
+    async def import_csv(
+        self, site_id: int, path: str | Path, *, progress: Callable[[int, int], None] | None = None
+    ) -> ImportReport:
+        """Import a tinytrack CSV export into a site (see ``csv_import``): checks the whole file
+        first (a malformed file raises ``InvalidParameter`` and changes nothing), then stores
+        the rows through the writer, skipping rows already present and reporting bad ones.
+        ``progress(rows_done, rows_total)`` is called after each batch."""
+        site = await self._site_info(site_id)
+        source = Path(path)
+        kind, total = await asyncio.to_thread(csv_import.check_file, source)
+        builders: dict[str, Callable[[SiteInfo, list[str]], Any]] = {
+            "hits": csv_import.hit_row,
+            "events": csv_import.event_row,
+            "kudos": lambda s, cells: (csv_import.kudo_row(s, cells), 0),
+        }
+        build = builders[kind]
+        imported = duplicates = done = 0
+        rejected: list[RejectedRow] = []
+        carry: dict[int, Counter[tuple[Any, ...]]] = {}
+        lines = csv_import.read(source)
+        while True:
+            chunk = await asyncio.to_thread(_take, lines, csv_import.BATCH)
+            if not chunk:
+                break
+            parsed: list[tuple[Any, int]] = []
+            for line, cells in chunk:
+                try:
+                    parsed.append(build(site, cells))
+                except (ValueError, TypeError) as exc:
+                    rejected.append(RejectedRow(line=line, reason=str(exc)))
+            done += len(chunk)
+            if parsed:
+                times = [_row_time(kind, row) for row, _u in parsed]
+                first, last = min(times), max(times)
+                async with self._read() as conn:
+                    pools = await db.on_connection_thread(
+                        conn,
+                        functools.partial(csv_import.existing, kind=kind, site_id=site.id,
+                                          first=first, last=last),
+                    )  # fmt: skip
+                # Rows of a second split across batches: the earlier batch's rows are stored
+                # by now; keep counting against what was there before this import.
+                for at, pool in carry.items():
+                    if first <= at <= last:
+                        pools[at] = pool
+                rows: list[Any] = []
+                uniques: list[int] = []
+                for (row, unique), at in zip(parsed, times, strict=True):
+                    pool = pools.setdefault(at, Counter())
+                    key = csv_import.stored_key(kind, row, unique)
+                    if pool[key] > 0:
+                        pool[key] -= 1
+                        duplicates += 1
+                        continue
+                    rows.append(row)
+                    uniques.append(unique)
+                carry = {last: pools.get(last, Counter())}
+                new, repeated = await self._store_imported(kind, rows, uniques)
+                imported += new
+                duplicates += repeated
+            if progress is not None:
+                progress(done, total)
+        return ImportReport(
+            kind=kind,  # type: ignore[arg-type]
+            rows=done,
+            imported=imported,
+            duplicates=duplicates,
+            rejected=rejected,
+        )
+
+    async def _store_imported(
+        self, kind: str, rows: list[Any], uniques: list[int]
+    ) -> tuple[int, int]:
+        """(stored, duplicates) for one batch of prepared rows."""
+        if not rows:
+            return 0, 0
+        if kind == "hits":
+            await self._writer.insert_hits(rows, uniques=uniques)
+            return len(rows), 0
+        if kind == "events":
+            stored = await self._writer.insert_events(rows, uniques=uniques)
+            repeated = sum(1 for s in stored if s.duplicate)
+            return len(rows) - repeated, repeated
+
+        async def insert(conn: aiosqlite.Connection) -> int:
+            before = conn.total_changes
+            await conn.executemany(csv_import.INSERT_KUDO, rows)
+            return conn.total_changes - before
+
+        new = await self._writer.run(insert)
+        return new, len(rows) - new
+
+    async def delete_site(self, site_id: int) -> None:
+        """Delete a site and everything recorded for it (hits, events, kudos, rollups,
+        journeys), in one transaction."""
+        await self._site_info(site_id)
+
+        async def delete(conn: aiosqlite.Connection) -> None:
+            for sql in sites.DELETE_SITE:
+                await conn.execute(sql, (site_id,))
+
+        await self._writer.run(delete)
+        self._sites.pop(site_id, None)
+        self._uids.clear()
+
+    async def backup(self, path: str | Path) -> None:
+        """A consistent copy of the live database in a new file (``VACUUM INTO``: a snapshot
+        of one moment, taken from a read connection while writes go on)."""
+        target = Path(path)
+        if db.is_memory(self.path):
+            raise InvalidParameter("an in-memory database cannot be backed up to a file")
+        if self._closed:
+            raise EngineClosed("engine is closed")
+        await asyncio.to_thread(db.vacuum_into, self.path, target)
+
     # -- operations -----------------------------------------------------------------------------
 
     async def health(self, *, within: float = 5.0) -> Health:
@@ -1408,3 +1627,29 @@ def decode_hit_batch(raw: bytes) -> list[HitIn | ValidationFailed]:
 def decode_event_batch(raw: bytes) -> list[EventIn | ValidationFailed]:
     """Decode a top-level JSON array of events (see ``_decode_batch``)."""
     return _decode_batch(raw, EventIn, "events")
+
+
+def _take(lines: Iterator[tuple[int, list[str]]], n: int) -> list[tuple[int, list[str]]]:
+    out: list[tuple[int, list[str]]] = []
+    for item in lines:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _row_time(kind: str, row: Any) -> int:
+    return int(row[3] if kind == "kudos" else row[1])
+
+
+async def _csv_dicts(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, str]]:
+    import csv
+    import io
+
+    header: list[str] | None = None
+    async for data in chunks:
+        for cells in csv.reader(io.StringIO(data.decode(), newline="")):
+            if header is None:
+                header = cells
+            else:
+                yield dict(zip(header, cells, strict=True))

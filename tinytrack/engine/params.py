@@ -113,6 +113,16 @@ def parse_kudos_params(params: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def parse_export_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.export_csv``: ``kind`` (default hits) and dates."""
+    out = _range_params(params)
+    kind = params.get("kind", "hits")
+    if kind not in ("hits", "events", "kudos"):
+        raise InvalidParameter("kind must be hits, events or kudos")
+    out["kind"] = kind
+    return out
+
+
 def parse_leaderboard_params(params: Mapping[str, str]) -> dict[str, Any]:
     """Keyword arguments for ``Engine.leaderboard``: ``path`` (partial, any case), pages."""
     out: dict[str, Any] = _texts(params, ("path",))

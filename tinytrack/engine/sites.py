@@ -26,6 +26,18 @@ FROM sites s
 """
 SELECT_SITE_INFO = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.id = ?"
 SELECT_ID_BY_UID = "SELECT id FROM sites WHERE uid = ?"
+# Deleting a site: every table that holds its rows, then the site itself.
+DELETE_SITE = (
+    "DELETE FROM hits WHERE site_id = ?",
+    "DELETE FROM events WHERE site_id = ?",
+    "DELETE FROM kudos WHERE site_id = ?",
+    "DELETE FROM hit_rollups WHERE site_id = ?",
+    "DELETE FROM hit_rollup_blocks WHERE site_id = ?",
+    "DELETE FROM journeys WHERE site_id = ?",
+    "DELETE FROM journey_stats WHERE site_id = ?",
+    "DELETE FROM journey_days WHERE site_id = ?",
+    "DELETE FROM sites WHERE id = ?",
+)
 # Columns a settings change may touch: identifiers in UPDATE come only from here.
 UPDATABLE = ("label", "timezone", "public", "active", "unique_hits", "ignore_paths")
 

@@ -121,12 +121,14 @@ SITE_IDS = "SELECT id FROM sites"
 class _HitJob:
     rows: list[HitRow]
     future: asyncio.Future[list[Stored]]
+    uniques: list[int] | None = None  # given unique flags (restoring an export) or computed
 
 
 @dataclass(eq=False)
 class _EventJob:
     rows: list[EventRow]
     future: asyncio.Future[list[Stored]]
+    uniques: list[int] | None = None
 
 
 @dataclass(eq=False)
@@ -215,21 +217,27 @@ class Writer:
         if self._pending_rows + rows > self._max_pending and self._pending_rows > 0:
             raise Overloaded("Too many writes queued; retry shortly", retry_after=1)
 
-    async def insert_hits(self, rows: list[HitRow]) -> list[Stored]:
-        """Queue rows and wait until they are committed; returns their ids and unique flags."""
+    async def insert_hits(
+        self, rows: list[HitRow], *, uniques: list[int] | None = None
+    ) -> list[Stored]:
+        """Queue rows and wait until they are committed; returns their ids and unique flags.
+        ``uniques`` gives the flags instead of computing them (restoring exported rows of past
+        days, whose hashes the writer no longer holds in memory)."""
         self._check_open(len(rows))
         future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._pending_rows += len(rows)
-        self._queue.put_nowait(_HitJob(rows, future))
+        self._queue.put_nowait(_HitJob(rows, future, uniques))
         return await future
 
-    async def insert_events(self, rows: list[EventRow]) -> list[Stored]:
+    async def insert_events(
+        self, rows: list[EventRow], *, uniques: list[int] | None = None
+    ) -> list[Stored]:
         """Queue events and wait until committed; a repeated order id is not inserted again
         (its ``Stored`` has ``duplicate=True`` and the first event's id)."""
         self._check_open(len(rows))
         future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._pending_rows += len(rows)
-        self._queue.put_nowait(_EventJob(rows, future))
+        self._queue.put_nowait(_EventJob(rows, future, uniques))
         return await future
 
     async def run(
@@ -358,9 +366,15 @@ class Writer:
                     if isinstance(job, _HitJob):
                         if next_id < 0:
                             next_id = int(raw.execute(MAX_HIT_ID).fetchone()[0])
-                        for hit in job.rows:
+                        given = job.uniques
+                        for i, hit in enumerate(job.rows):
                             next_id += 1
-                            unique = _first_today(hit.unique_hash, hit.utc_day, seen, new_seen)
+                            if given is None:
+                                unique = _first_today(hit.unique_hash, hit.utc_day, seen, new_seen)
+                            else:
+                                unique = given[i]
+                                if unique:
+                                    new_seen[hit.utc_day].add(hit.unique_hash)
                             inserts.append((next_id, *hit[:13], unique))
                             _add_rollups(rollups, hit, unique)
                             if hit.utc_day < complete_until:  # late: its blocks may exist
@@ -371,7 +385,8 @@ class Writer:
                     else:
                         if next_event_id < 0:
                             next_event_id = int(raw.execute(MAX_EVENT_ID).fetchone()[0])
-                        for event in job.rows:
+                        given_events = job.uniques
+                        for i, event in enumerate(job.rows):
                             if event.order_id is not None:
                                 key = (event.site_id, event.order_id)
                                 first = orders.get(key)
@@ -384,9 +399,14 @@ class Writer:
                             next_event_id += 1
                             if event.order_id is not None:
                                 orders[(event.site_id, event.order_id)] = next_event_id
-                            unique = _first_today(
-                                event.unique_hash, event.utc_day, seen_events, new_seen_events
-                            )
+                            if given_events is None:
+                                unique = _first_today(
+                                    event.unique_hash, event.utc_day, seen_events, new_seen_events
+                                )
+                            else:
+                                unique = given_events[i]
+                                if unique:
+                                    new_seen_events[event.utc_day].add(event.unique_hash)
                             event_inserts.append(
                                 (next_event_id, *event[:15], unique, *event[15:19])
                             )

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
+from litestar.response import Stream
 
 from tinytrack import __version__
 from tinytrack.engine import (
@@ -25,6 +26,7 @@ from tinytrack.engine import (
 )
 from tinytrack.engine.params import (
     parse_events_params,
+    parse_export_params,
     parse_hits_params,
     parse_journeys_params,
     parse_kudos_params,
@@ -368,6 +370,42 @@ async def read_kudos(
     return await engine_of(request.app.state).kudos(sid, **kwargs)
 
 
+@get(
+    "/api/v1/sites/{site_id:str}/export.csv",
+    summary="Export hits, events or kudos as CSV (streamed)",
+    tags=["export"],
+    media_type="text/csv",
+)
+async def export_csv(
+    request: Request[Any, Any, Any],
+    site_id: FromPath[str],
+    kind: Annotated[Q, _q("hits (default), events or kudos")] = None,
+    start_date: Annotated[Q, _q("First day, YYYY-MM-DD (default: the whole history)")] = None,
+    end_date: Annotated[Q, _q("Last day, YYYY-MM-DD, inclusive")] = None,
+    time_zone: Annotated[Q, _q("utc (default) or user: the site's time zone")] = None,
+) -> Stream:
+    """RFC 4180 CSV with a header row, UTF-8, ISO 8601 UTC times, oldest first; columns in
+    the README. A read-only key suffices."""
+    await authorize(request)
+    sid = site_id_of(site_id)
+    kwargs = parse_export_params(
+        _given(kind=kind, start_date=start_date, end_date=end_date, time_zone=time_zone)
+    )
+    engine = engine_of(request.app.state)
+    site = await engine.get_site(sid)
+    chunks = await engine.export_csv(sid, **kwargs)
+    span = "-".join(str(kwargs[k]) for k in ("start_date", "end_date") if k in kwargs)
+    name = f"tinytrack-{site.uid}-{kwargs['kind']}{'-' + span if span else ''}.csv"
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @post(
     "/api/v1/sites/{site_id:str}/kudos",
     summary="Create one kudo (full access)",
@@ -459,6 +497,7 @@ ROUTES = [
     create_event_batch,
     read_events,
     read_kudos,
+    export_csv,
     create_kudo,
     delete_kudo,
     read_leaderboard,

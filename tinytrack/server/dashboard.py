@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 
 from tinytrack import __version__
 from tinytrack.engine import Engine
@@ -187,6 +187,29 @@ async def site_page(
     # browser's network panel): Server-Timing is a standard header.
     page.headers["Server-Timing"] = f"figures;dur={(time.perf_counter() - started) * 1000:.1f}"
     return page
+
+
+@get("/dashboard/sites/{site_id:int}/export.csv", include_in_schema=False)
+async def export_csv(
+    request: Request[Any, Any, Any], site_id: FromPath[int], kind: FromQuery[str] = "hits"
+) -> Response[Any] | Stream:
+    """The export buttons: the API's CSV export of the whole history, by the owner's session."""
+    session, _secret = await _session(request)
+    if session is None:
+        return _forbidden()
+    if kind not in ("hits", "events", "kudos"):
+        raise InvalidParameter("kind must be hits, events or kudos")
+    engine = _engine(request)
+    site = await engine.get_site(site_id)
+    chunks = await engine.export_csv(site_id, kind)  # type: ignore[arg-type]
+    return Stream(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="tinytrack-{site.uid}-{kind}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @get("/dashboard/sites/{site_id:int}/journeys", include_in_schema=False)
@@ -442,6 +465,7 @@ ROUTES = [
     sites_page,
     site_page,
     journeys_fragment,
+    export_csv,
     public_page,
     public_journeys,
     settings_page,
