@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -192,3 +193,147 @@ async def test_pixel_query_strings(browser: Browserish, query: str, agent: str) 
         headers={"User-Agent": printable},
     )
     assert r.status_code == 200 and r.content[:6] == b"GIF89a"
+
+
+# -- other tools' formats (tinytrack.server.compat): each answers in its own shape, never 500 ------
+
+
+@pytest.fixture
+async def compat_api(engine: tinytrack.Engine) -> AsyncIterator[Api]:
+    from tinytrack.config import Settings
+    from tinytrack.server.app import create_app
+
+    site = await engine.create_site("https://example.com")
+    await engine.add_site_alias(site.id, "00000000-0000-0000-0000-000000000000")
+    read = await engine.create_key("read_only")
+    full = await engine.create_key("full_access")
+    app = create_app(engine, settings=Settings(rate_limit=0, track_rate_limit=0))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Api(client, engine, site, read.token, full.token)
+
+
+form_keys = st.sampled_from(
+    [
+        "site_id", "sitekey_admin", "ip_address", "session_id", "type", "href", "title", "ref",
+        "ua", "custom[a]", "custom[]", "goal[id]", "goal[revenue]", "goal", "project", "host",
+        "event", "ce_name", "ce_url", "ce_uri", "cv_name", "cs_x", "ce_", "cookie", "email", "id",
+        "timestamp", "timeout", "ip", "referer",
+    ]
+)  # fmt: skip
+form_values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["1", "0", "-1", "99999999999999999999", "example.com", "goal", "custom",
+                     "pv", "click", "outbound", "8.8.8.8", "::1", "/", "#x", "http://a.b/"]),
+)  # fmt: skip
+forms = st.lists(st.tuples(form_keys, form_values), max_size=12)
+
+
+@FUZZ
+@given(pairs=forms, post=st.booleans(), keyed=st.booleans())
+async def test_clicky_parameters(
+    compat_api: Api, pairs: list[tuple[str, str]], post: bool, keyed: bool
+) -> None:
+    if keyed:
+        pairs = [("site_id", "1"), ("sitekey_admin", compat_api.full_key), *pairs]
+    if post:
+        r = await compat_api.client.post("/in.php", data=dict(pairs))
+    else:
+        r = await compat_api.client.get("/in.php", params=pairs)
+    assert r.status_code < 500, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.status_code == 200 or r.text.startswith("error: ")
+
+
+@FUZZ
+@given(
+    pairs=forms,
+    endpoint=st.sampled_from(["ce", "ce/", "identify", "ping/"]),
+    body=st.one_of(st.none(), bodies),
+)
+async def test_woopra_parameters(
+    compat_api: Api, pairs: list[tuple[str, str]], endpoint: str, body: bytes | None
+) -> None:
+    pairs = [("project", "example.com"), *pairs]
+    if body is None:
+        r = await compat_api.client.get(f"/track/{endpoint}", params=pairs)
+    else:
+        r = await compat_api.client.post(
+            f"/track/{endpoint}",
+            params=pairs,
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+    assert r.status_code < 500, r.text
+    assert r.status_code in (200, 400, 403)
+
+
+wa_events = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": json_values | st.text(max_size=140),
+        "payload": json_values | st.dictionaries(st.text(max_size=8), json_values, max_size=12),
+        "visitor_id": json_values | st.just("550e8400-e29b-41d4-a716-446655440000"),
+        "url": json_values | st.text(max_size=40),
+        "referrer": json_values,
+    },
+)
+wa_bodies = st.one_of(
+    bodies,
+    wa_events.map(lambda v: json.dumps(v).encode()),
+    st.lists(wa_events, max_size=27).map(lambda v: json.dumps({"events": v}).encode()),
+)
+
+
+@FUZZ
+@given(body=wa_bodies, batch=st.booleans(), website=st.sampled_from(["1", "2", "x", "1e3"]))
+async def test_webanalyzer_bodies(compat_api: Api, body: bytes, batch: bool, website: str) -> None:
+    r = await compat_api.client.post(
+        f"/api/v1/websites/{website}/track" + ("/batch" if batch else ""),
+        content=body,
+        headers={**compat_api.write, "Content-Type": "application/json"},
+    )
+    assert r.status_code < 500, r.text
+    payload = r.json()
+    assert payload["ok"] is (r.status_code == 200)
+    if r.status_code >= 400:
+        assert payload["error"] in ("validation_error", "website_not_found")
+
+
+tracify_data_keys = st.sampled_from(
+    ["origin", "order_id", "conversion_id", "currency", "amount", "ITEM1", "url_parameters",
+     "Referer", "utm_source"]
+)  # fmt: skip
+tracify_events = st.fixed_dictionaries(
+    {},
+    optional={
+        "url": json_values | st.sampled_from(["https://example.com/a", "/x"]),
+        "customer_site_id": json_values | st.just("00000000-0000-0000-0000-000000000000"),
+        "identity_data": json_values
+        | st.dictionaries(st.sampled_from(["aa", "bb", "c c"]), json_values, max_size=4),
+        "datetime": json_values | st.sampled_from(["2024-06-21 12:36:40", "2024-13-01 00:00:00"]),
+        "type": json_values | st.sampled_from(["pageview", "purchase", "conversion", "addtocart"]),
+        "data": json_values | st.dictionaries(tracify_data_keys, json_values, max_size=6),
+    },
+)
+
+
+@FUZZ
+@given(
+    body=st.one_of(
+        bodies,
+        st.lists(tracify_events, max_size=5).map(lambda v: json.dumps({"events": v}).encode()),
+        st.lists(tracify_events, max_size=3).map(lambda v: json.dumps({"events": v})[:-2] + ",]}"),
+    )
+)
+async def test_tracify_bodies(compat_api: Api, body: bytes | str) -> None:
+    r = await compat_api.client.post(
+        "/api/v1/events",
+        content=body if isinstance(body, bytes) else body.encode(),
+        headers={"tracify-token": compat_api.full_key, "Content-Type": "application/json"},
+    )
+    assert r.status_code < 500, r.text
+    payload = r.json()
+    assert isinstance(payload["success"], bool)
+    if r.status_code >= 400 and "results" not in payload:
+        assert isinstance(payload["error"], str)

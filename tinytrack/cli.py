@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,7 +21,7 @@ from tinytrack import __version__
 from tinytrack.config import LOG_LEVELS, Settings
 from tinytrack.engine import Engine, params
 from tinytrack.errors import InvalidParameter, NotFound, TinytrackError
-from tinytrack.models import to_builtins
+from tinytrack.models import ExportKind, to_builtins
 
 EXIT_CODES: dict[type[TinytrackError], int] = {InvalidParameter: 2, NotFound: 3}
 
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="browser hits/events per client address per minute (default 25; 0 = unlimited)",
         )
         p.add_argument(
+            "--track-rate-limit",
+            type=int,
+            default=None,
+            help="Web Analyzer-format tracking requests per key per minute "
+            "(default 60; 0 = unlimited)",
+        )
+        p.add_argument(
             "--trusted-proxies",
             default=None,
             metavar="LIST",
@@ -119,6 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
     site_delete = with_db(site.add_parser("delete", help="delete a site and all its data"))
     site_delete.add_argument("site", help="site id or uid")
     site_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    alias = with_db(
+        site.add_parser(
+            "alias", help="list, add or remove another name of a site (other tools' formats)"
+        )
+    )
+    alias.add_argument("site", help="site id or uid")
+    alias.add_argument("name", nargs="?", help="the name to add, e.g. a Woopra project or CSID")
+    alias.add_argument("--remove", action="store_true", help="remove the name instead")
+    goal = with_db(site.add_parser("goal", help="list a site's goals, or define one"))
+    goal.add_argument("site", help="site id or uid")
+    goal.add_argument("name", nargs="?", help="the goal's name (none: list the goals)")
+    goal.add_argument("--id", type=int, default=None, help="the goal's number (default: next)")
+    goal.add_argument("--json", action="store_true", help="print JSON")
+    secure = with_db(
+        site.add_parser(
+            "secure-tracking",
+            help="require a full-access key on the public Woopra-format endpoint",
+        )
+    )
+    secure.add_argument("site", help="site id or uid")
+    secure.add_argument("state", choices=["on", "off"], help="on or off")
 
     export = with_db(sub.add_parser("export", help="write a site's hits, events or kudos as CSV"))
     export.add_argument("--site", required=True, help="site id or uid")
@@ -197,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings) if args.command == "serve" else show_config(args)
         settings = Settings.from_env(db=args.db, config_file=args.config)
         command = COMMANDS[(args.command, getattr(args, "action", None))]
-        return asyncio.run(_with_engine(settings.db, command, args))
+        return asyncio.run(_with_engine(settings, command, args))
     except TinytrackError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
@@ -206,11 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _with_engine(
-    db: str,
+    settings: Settings,
     command: Callable[[Engine, argparse.Namespace, TextIO], Awaitable[None]],
     args: argparse.Namespace,
 ) -> int:
-    engine = await Engine.open(db, maintenance=False)
+    # The configured retention also applies here (an import drops user agents older than it).
+    engine = await Engine.open(
+        settings.db, maintenance=False, ua_retention_days=settings.ua_retention_days
+    )
     try:
         await command(engine, args, sys.stdout)
     finally:
@@ -300,6 +332,43 @@ async def _site_id(engine: Engine, given: str) -> int:
     raise NotFound(f"no site with id or uid {given!r} (see `{_program()} site list`)")
 
 
+async def site_alias(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    site_id = await _site_id(engine, args.site)
+    if args.name is None:
+        names = await engine.site_aliases(site_id)
+    elif args.remove:
+        names = await engine.remove_site_alias(site_id, args.name)
+    else:
+        names = await engine.add_site_alias(site_id, args.name)
+    out.write("".join(f"{name}\n" for name in names) or "No aliases.\n")
+
+
+async def site_goal(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    site_id = await _site_id(engine, args.site)
+    if args.name is not None:
+        goal = await engine.create_goal(site_id, args.name, goal_id=args.id)
+        if args.json:
+            _print_json(out, goal)
+        else:
+            out.write(f"Goal {goal.id}: {goal.name} (events named {goal.event!r})\n")
+        return
+    goals = (await engine.goals(site_id)).goals
+    if args.json:
+        _print_json(out, goals)
+        return
+    for g in goals:
+        revenue = ", ".join(f"{r.amount:g} {r.currency or ''}".strip() for r in g.revenue)
+        out.write(f"{g.id:>6}  {g.completions:>7}  {revenue or '-':<20} {g.name}\n")
+    if not goals:
+        out.write("No goals yet.\n")
+
+
+async def site_secure_tracking(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
+    site_id = await _site_id(engine, args.site)
+    await engine.set_secure_tracking(site_id, args.state == "on")
+    out.write(f"Secure tracking {args.state} for site {site_id}.\n")
+
+
 async def leaderboard(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
     site_id = await _site_id(engine, args.site)
     board = await engine.leaderboard(
@@ -370,64 +439,84 @@ async def set_password(engine: Engine, args: argparse.Namespace, out: TextIO) ->
 
 
 class Progress:
-    """A one-line progress bar on stderr when it is a terminal; silent when piped."""
+    """A one-line progress bar on ``stream`` (stderr) when it is a terminal; silent otherwise,
+    so piped or redirected output stays clean. Redrawn at most every 0.1 s."""
 
-    def __init__(self, label: str, total: int | None) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
-        self.total = total
-        self.live = sys.stderr.isatty()
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty()
+        self._drawn = 0.0
 
-    def __call__(self, done: int, total: int | None = None) -> None:
+    def __call__(self, done: int, total: int) -> None:
         if not self.live:
             return
-        total = total if total is not None else self.total
+        now = time.monotonic()
+        if now - self._drawn < 0.1 and done < total:
+            return
+        self._drawn = now
         if total:
             share = min(done / total, 1.0)
             bar = "#" * int(share * 30)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {share:6.1%} {done:,}/{total:,}")
+            self.stream.write(f"\r{self.label} [{bar:<30}] {share:6.1%} {done:,}/{total:,} rows")
         else:
-            sys.stderr.write(f"\r{self.label} {done:,}")
-        sys.stderr.flush()
+            self.stream.write(f"\r{self.label} {done:,} rows")
+        self.stream.flush()
 
     def close(self) -> None:
-        if self.live:
-            sys.stderr.write("\n")
+        if self.live and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _date(text: str | None, name: str) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be a date, YYYY-MM-DD") from None
+    return params.parse_date(name, text) if text is not None else None
 
 
 async def export_cmd(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
     site_id = await _site_id(engine, args.site)
     start, end = _date(args.start, "--start"), _date(args.end, "--end")
-    chunks = await engine.export_csv(site_id, args.kind, start_date=start, end_date=end)
-    total = await engine.count_rows(site_id, args.kind) if start is None and end is None else None
-    bar = Progress(f"export {args.kind}", total)
-    rows = 0
-    # The CLI's own loop: blocking file writes here stall nobody.
-    target = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115, ASYNC230
+    bar = Progress(f"export {args.kind}")
     try:
-        async for data in chunks:
-            target.write(data)
-            rows += data.count(b"\r\n")
-            bar(rows - 1)
-    finally:
         if args.output:
-            target.close()
+            rows = await engine.export_to_file(
+                site_id, args.output, args.kind, start_date=start, end_date=end, progress=bar
+            )
         else:
-            target.flush()
+            rows = await _export_to_stdout(engine, site_id, args.kind, start, end, bar)
+    finally:
         bar.close()
+    if args.output:
+        out.write(f"Wrote {rows:,} {args.kind} to {args.output}\n")
+
+
+async def _export_to_stdout(
+    engine: Engine,
+    site_id: int,
+    kind: ExportKind,
+    start: dt.date | None,
+    end: dt.date | None,
+    bar: Progress,
+) -> int:
+    total = 0
+    if bar.live:
+        total = await engine.count_rows(site_id, kind, start_date=start, end_date=end)
+    rows = 0
+    target = sys.stdout.buffer
+    try:
+        async for data in await engine.export_csv(site_id, kind, start_date=start, end_date=end):
+            target.write(data)  # the CLI's own loop: a blocking write stalls nobody
+            rows += data.count(b"\r\n")  # progress only (a quoted cell may hold a line end)
+            bar(max(rows - 1, 0), total)
+        target.flush()
+    except BrokenPipeError:  # `tinytrack export ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return max(rows - 1, 0)
 
 
 async def import_cmd(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
     site_id = await _site_id(engine, args.site)
-    bar = Progress("import", None)
+    bar = Progress("import")
     try:
         report = await engine.import_csv(site_id, args.file, progress=bar)
     finally:
@@ -437,12 +526,15 @@ async def import_cmd(engine: Engine, args: argparse.Namespace, out: TextIO) -> N
         return
     out.write(
         f"{report.kind}: {report.rows:,} rows read, {report.imported:,} imported, "
-        f"{report.duplicates:,} skipped as duplicates, {len(report.rejected):,} rejected\n"
+        f"{report.duplicates:,} skipped as duplicates, {report.rejected_count:,} rejected\n"
     )
     for row in report.rejected[:50]:
         out.write(f"  line {row.line}: {row.reason}\n")
-    if len(report.rejected) > 50:
-        out.write(f"  ... and {len(report.rejected) - 50} more (use --json for all)\n")
+    if report.rejected_count > 50:
+        out.write(
+            f"  ... and {report.rejected_count - 50:,} more "
+            f"(--json lists the first {len(report.rejected):,})\n"
+        )
 
 
 async def site_delete(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
@@ -452,18 +544,22 @@ async def site_delete(engine: Engine, args: argparse.Namespace, out: TextIO) -> 
         if not sys.stdin.isatty():
             raise InvalidParameter("refusing to delete without confirmation: add --yes")
         answer = input(  # noqa: ASYNC250 (the CLI's own loop, waiting for its user)
-            f"Delete {site.url} (id {site.id}) and its {site.lifetime_hits:,} hits, events and "
-            "kudos for good? Type the site's uid to confirm: "
+            f"Delete {site.url} (id {site.id}) and all its data ({site.lifetime_hits:,} hits, "
+            "events, kudos, ...) for good? Type the site's uid to confirm: "
         )
         if answer.strip() != site.uid:
             raise InvalidParameter("not confirmed; nothing was deleted")
-    await engine.delete_site(site_id)
-    out.write(f"Deleted site {site.url} (id {site.id}) and all its data.\n")
+    deleted = await engine.delete_site(site_id)
+    counts = ", ".join(f"{n:,} {table}" for table, n in deleted.items() if n)
+    out.write(
+        f"Deleted site {site.url} (id {site.id}) and all its data"
+        f"{' (' + counts + ')' if counts else ''}.\n"
+    )
 
 
 async def backup_cmd(engine: Engine, args: argparse.Namespace, out: TextIO) -> None:
-    await engine.backup(args.file)
-    out.write(f"Wrote a consistent copy of the database to {args.file}\n")
+    size = await engine.backup(args.file)
+    out.write(f"Wrote a consistent copy of the database to {args.file} ({size:,} bytes)\n")
 
 
 COMMANDS: dict[
@@ -472,6 +568,9 @@ COMMANDS: dict[
     ("site", "add"): site_add,
     ("site", "list"): site_list,
     ("site", "delete"): site_delete,
+    ("site", "alias"): site_alias,
+    ("site", "goal"): site_goal,
+    ("site", "secure-tracking"): site_secure_tracking,
     ("export", None): export_cmd,
     ("import", None): import_cmd,
     ("backup", None): backup_cmd,
@@ -516,6 +615,7 @@ def _server_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "port": args.port,
         "rate_limit": args.rate_limit,
         "collector_rate_limit": args.collector_rate_limit,
+        "track_rate_limit": args.track_rate_limit,
         "trusted_proxies": args.trusted_proxies,
         "max_pending_rows": args.max_pending_rows,
         "ua_retention_days": args.ua_retention_days,

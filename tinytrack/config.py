@@ -30,6 +30,9 @@ class Settings:
     rate_limit: int = 1000
     # Browser requests (collector, per client address) per minute; 0 disables the limit.
     collector_rate_limit: int = 25
+    # Server-side tracking requests in Web Analyzer's format per key per minute (its documented
+    # 60); 0 disables the limit.
+    track_rate_limit: int = 60
     # Hits allowed to wait for the writer before new writes get 503 + Retry-After.
     max_pending_rows: int = 20_000
     # Days a raw user-agent string is kept before the retention task removes it.
@@ -94,11 +97,12 @@ class Settings:
         if (
             self.rate_limit < 0
             or self.collector_rate_limit < 0
+            or self.track_rate_limit < 0
             or self.max_pending_rows < 1
             or self.ua_retention_days < 1
         ):
             raise InvalidParameter(
-                "rate_limit and collector_rate_limit must be >= 0, "
+                "rate_limit, collector_rate_limit and track_rate_limit must be >= 0, "
                 "max_pending_rows and ua_retention_days >= 1"
             )
         if self.log_level not in LOG_LEVELS:

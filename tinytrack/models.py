@@ -408,6 +408,8 @@ class UserJourney(Struct, kw_only=True):
     referrer: str | None
     country: str | None
     browser: str | None
+    # The visitor's properties (other tools' formats, e.g. Woopra cv_*); left out when none.
+    properties: dict[str, Any] | UnsetType = UNSET
 
 
 class JourneySummary(Struct, kw_only=True):
@@ -534,16 +536,140 @@ ExportKind = Literal["hits", "events", "kudos"]
 
 
 class RejectedRow(Struct, kw_only=True):
+    """A row ``import_csv`` refused: the file line it starts on, and why."""
+
     line: int
     reason: str
 
 
 class ImportReport(Struct, kw_only=True):
-    """What ``import_csv`` did: rows read, stored, skipped as already present, and rejected
-    (with their line numbers and reasons)."""
+    """What ``import_csv`` did: data rows read, stored, skipped as already present, and
+    rejected (``rejected_count``; ``rejected`` lists the first 1,000 with line numbers and
+    reasons). ``rows == imported + duplicates + rejected_count``."""
 
     kind: ExportKind
     rows: int
     imported: int
     duplicates: int
+    rejected_count: int
     rejected: list[RejectedRow]
+
+
+# ---------------------------------------------------------------------------------------------
+# Other tools' tracking formats (tinytrack.server.compat) all go through ``Engine.track``.
+
+TrackKind = Literal["pageview", "event", "goal", "visit", "ping"]
+GoalName = Annotated[str, Meta(min_length=1, max_length=200)]
+# An order's line items are one property each (Tracify ITEMn / AMTn / QTYn): room for ~60.
+TrackProperties = Annotated[dict[PropertyKey, PropertyValue], Meta(max_length=200)]
+
+
+class TrackIn(Struct, kw_only=True):
+    """One thing a visitor did, as another tool's format says it (see ``Engine.track``).
+
+    ``kind``: ``pageview`` (a hit: ``path`` required), ``event`` (``event`` required),
+    ``goal`` (a completion of ``goal``: a goal's number, or a name, created when new; optional
+    ``revenue``; counted once per session, revenue may be added later), ``visit`` (only
+    visitor / session properties) or ``ping`` (keeps the visitor's open session alive).
+
+    Who: ``session_id`` (an existing session: its visitor), else ``visitor_id`` (hashed with the
+    site's secret), else ``ip_address`` + ``user_agent`` (hashed with the daily salt). When:
+    ``at`` (Unix seconds; default now; a future time counts as now). ``session_timeout``
+    (seconds) keeps sessions: the visitor's session covering ``at`` goes on, else one starts.
+    ``referrer_once``: the referrer is kept only on a session's first action.
+    """
+
+    kind: TrackKind = "event"
+    event: ShortText | None = None
+    value: EventValue | None = None
+    path: Url | None = None
+    url: Url | None = None
+    referrer: Url | None = None
+    user_agent: UserAgent | None = None
+    ip_address: IpText | None = None
+    country: CountryText | None = None
+    source: ShortText | None = None
+    properties: TrackProperties | None = None
+    revenue: float | Annotated[str, Meta(max_length=32)] | None = None
+    currency: Currency | None = None
+    order_id: ShortText | None = None
+    goal: GoalName | None = None
+    visitor_id: ShortText | None = None
+    session_id: Annotated[int, Meta(ge=1)] | None = None
+    at: Annotated[int, Meta(ge=0)] | None = None
+    session_timeout: Annotated[int, Meta(ge=1)] | None = None
+    referrer_once: bool = False
+    visitor_properties: Properties | None = None
+    session_properties: Properties | None = None
+
+
+class Tracked(Struct, kw_only=True, omit_defaults=True):
+    """What ``Engine.track`` did.
+
+    ``created``: a hit, event or goal completion was stored (``id`` is its hit / event id);
+    ``updated``: revenue was added to a goal completion that had none, or (``visit``,
+    ``ping``) properties or the session were updated; ``duplicate``: the order id or the
+    session's goal completion was already recorded (``id`` = the first); ``ignored``: bot,
+    ignore rule, inactive site, or a ping with no open session (``reason`` says which).
+    """
+
+    status: Literal["created", "updated", "duplicate", "ignored"]
+    kind: TrackKind
+    id: int | None = None
+    reason: str | None = None
+    session_id: int | None = None
+    visitor_hash: str | None = None
+    goal_id: int | None = None
+
+
+class RevenueTotal(Struct, kw_only=True):
+    """Revenue of a group of events in one currency (``None``: sent without a currency)."""
+
+    currency: str | None
+    amount: float
+    count: int
+
+
+class Goal(Struct, kw_only=True):
+    """A goal and its completions (events named ``event``) in the chosen range."""
+
+    id: int
+    name: str
+    event: str
+    completions: int
+    revenue: list[RevenueTotal]
+    created_at: str
+
+
+class GoalsPage(Struct, kw_only=True):
+    goals: list[Goal]
+
+
+class SessionRecord(Struct, kw_only=True):
+    """A visitor's session: ``actions`` counts its page views and events; it is over once
+    ``timeout`` seconds pass after ``last_seen_at`` with nothing new (``active`` says whether
+    that moment is still ahead)."""
+
+    id: int
+    visitor_hash: str
+    started_at: str
+    last_seen_at: str
+    timeout: int
+    active: bool
+    actions: int
+    referrer: str | None
+    properties: dict[str, Any] | None
+    visitor_properties: dict[str, Any] | None
+
+
+class SessionFilters(Struct, kw_only=True):
+    start_date: str
+    end_date: str
+    time_zone: TimeZoneMode
+    visitor_hash: str | None
+
+
+class SessionsPage(Struct, kw_only=True):
+    sessions: list[SessionRecord]
+    pagination: Pagination
+    filters: SessionFilters

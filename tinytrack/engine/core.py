@@ -11,8 +11,7 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,13 +20,16 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from tinytrack.engine import (
+    backup,
     clock,
     collect,
     csv_export,
     csv_import,
     db,
+    deletion,
     enrich,
     events,
+    goals,
     ingest,
     journeys,
     kudos,
@@ -38,8 +40,12 @@ from tinytrack.engine import (
     pyramid,
     queries,
     rollups,
+    sessions,
+    site_names,
     sites,
+    tracking,
     traffic,
+    visitors,
     widgets,
 )
 from tinytrack.engine import clock as clock_mod
@@ -72,6 +78,8 @@ from tinytrack.models import (
     EventResult,
     EventsPage,
     ExportKind,
+    Goal,
+    GoalsPage,
     GroupBy,
     GroupedEventsPage,
     GroupedHitsPage,
@@ -98,10 +106,13 @@ from tinytrack.models import (
     NewApiKey,
     PageViewIn,
     Period,
-    RejectedRow,
+    SessionFilters,
+    SessionsPage,
     Site,
     SiteRef,
     TimeZoneMode,
+    Tracked,
+    TrackIn,
     Traffic,
     TrafficPoint,
     UserJourneysPage,
@@ -144,6 +155,7 @@ class Engine:
         self._uids: dict[str, tuple[float, int | None]] = {}
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         self._touched: dict[int, float] = {}
+        self._names: dict[str, tuple[float, int | None]] = {}  # find_site's cache
         self._closed = False
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -286,6 +298,7 @@ class Engine:
             raise RuntimeError("could not allocate a unique site uid")
 
         site_id = await self._writer.run(insert)
+        self._names.clear()  # a name that found no site may find this one
         return await self.get_site(site_id)
 
     async def update_site(
@@ -666,10 +679,16 @@ class Engine:
                 groups, total = await events.grouped_from_rollups(
                     conn, site, dim, segments, local, page, per_page
                 )
+            revenue: dict[str, Any] = {}
+            if dim == "event":  # revenue per currency, for the names with any (raw rows)
+                names = [g[0] for g in groups]
+                revenue = await goals.revenue_by_name(conn, site.id, bounds, names, filters)
+        shaped = [events.shape_group(dim, g, with_uniques=site.unique_hits) for g in groups]
+        for row in shaped:
+            if (totals := revenue.get(row.get("event") or "")) is not None:
+                row["revenue"] = msgspec.to_builtins(totals)
         return GroupedEventsPage(
-            grouped_events=[
-                events.shape_group(dim, g, with_uniques=site.unique_hits) for g in groups
-            ],
+            grouped_events=shaped,
             pagination=queries.pagination(page, per_page, total),
             filters=shown,
         )
@@ -892,10 +911,30 @@ class Engine:
         end_date: dt.date | None,
         time_zone: TimeZoneMode,
     ) -> tuple[int, int]:
-        """Without dates: the whole history. With dates: those days, as for ``hits``."""
-        if start_date is None and end_date is None:
-            return 0, 2**62
-        return self._range(site, start_date, end_date, time_zone)[1]
+        """[start, end) seconds: without a start from the first row, without an end to the
+        last; dates in the site's time zone with ``time_zone="user"``."""
+        return csv_export.bounds(site.timezone, start_date, end_date, time_zone)
+
+    async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(raw connection)`` on a reader's thread: one short read transaction."""
+        async with self._read() as conn:
+            return await db.on_connection_thread(conn, fn)
+
+    async def _export(
+        self,
+        site_id: int,
+        kind: ExportKind,
+        start_date: dt.date | None,
+        end_date: dt.date | None,
+        time_zone: TimeZoneMode,
+    ) -> csv_export.Export:
+        """Check the arguments (``NotFound``, ``InvalidParameter``) and fix the snapshot."""
+        if kind not in csv_export.COLUMNS:
+            raise InvalidParameter("kind must be hits, events or kudos")
+        site = await self._site_info(site_id)
+        bounds = self._export_bounds(site, start_date, end_date, time_zone)
+        cap = await self._on_reader(functools.partial(csv_export.max_id, kind=kind))
+        return csv_export.Export(site.id, kind, bounds, cap)
 
     async def export_csv(
         self,
@@ -907,28 +946,58 @@ class Engine:
         time_zone: TimeZoneMode = "utc",
     ) -> AsyncIterator[bytes]:
         """CSV of a site's hits, events or kudos (RFC 4180, UTF-8, header row, UTC times; the
-        columns are in the README), as chunks of bytes, oldest first. Without dates: the whole
-        history. Streams in constant memory; each chunk is its own short read."""
-        if kind not in csv_export.COLUMNS:
-            raise InvalidParameter("kind must be hits, events or kudos")
-        site = await self._site_info(site_id)
-        bounds = self._export_bounds(site, start_date, end_date, time_zone)
-        return self._export_chunks(site.id, kind, bounds)
+        columns are in the README), as chunks of bytes, oldest first: the rows recorded before
+        this call. Without dates: the whole history; ``time_zone="user"`` reads the dates in
+        the site's time zone. Streams in constant memory; each chunk is its own short read.
+        Unknown site or bad arguments raise here, before the first chunk."""
+        export = await self._export(site_id, kind, start_date, end_date, time_zone)
+        return _chunk_bytes(self._export_chunks(export))
 
-    async def _export_chunks(
-        self, site_id: int, kind: str, bounds: tuple[int, int]
-    ) -> AsyncIterator[bytes]:
-        yield csv_export.header(kind)
-        after: tuple[int, int] | None = (-1, -1)
-        while after is not None:
-            async with self._read() as conn:
-                data, after, _n = await db.on_connection_thread(
-                    conn,
-                    functools.partial(csv_export.chunk, kind=kind, site_id=site_id,
-                                      bounds=bounds, after=after),
-                )  # fmt: skip
-            if data:
-                yield data
+    async def _export_chunks(self, export: csv_export.Export) -> AsyncIterator[tuple[bytes, int]]:
+        """(bytes, rows) chunks, read on a connection of the export's own whose thread runs at
+        a low CPU priority: a big export uses the CPU that live traffic leaves, and never
+        holds the readers that answer queries. The next chunk is read while one is sent."""
+        yield csv_export.header(export.kind), 0
+        conn = None if db.is_memory(self.path) else await db.connect_reader(self.path)
+        run: Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+        if conn is None:  # :memory: has one connection, shared under the writer's lock
+            run = self._on_reader
+        else:
+            run = functools.partial(db.on_connection_thread, conn)
+            await run(csv_export.prepare_connection)
+
+        loop = asyncio.get_running_loop()
+        writer = self._writer
+        Next = asyncio.Future[tuple[csv_export.Chunk, float]]
+
+        async def chunk(after: tuple[int, int], pause: float) -> tuple[csv_export.Chunk, float]:
+            """The chunk after ``after`` and the pause to make before the next one."""
+            if pause:
+                await asyncio.sleep(pause)
+            if self._closed:
+                raise EngineClosed("engine is closed")
+            started, committed = loop.time(), writer.rows_committed
+            result: csv_export.Chunk = await run(functools.partial(export.chunk, after))
+            spent = loop.time() - started
+            return result, csv_export.pause_after(spent, writer.rows_committed - committed)
+
+        def read(after: tuple[int, int], pause: float = 0.0) -> Next:
+            return asyncio.ensure_future(chunk(after, pause))
+
+        pending: Next | None = read(export.start)
+        try:
+            while pending is not None:
+                (data, after, rows, more), pause = await pending
+                pending = read(after, pause) if more else None
+                if rows:
+                    yield data, rows
+        finally:
+            if pending is not None:  # the consumer stopped early (a client went away)
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+            if conn is not None:
+                await conn.close()
 
     async def export_rows(
         self,
@@ -939,11 +1008,12 @@ class Engine:
         end_date: dt.date | None = None,
         time_zone: TimeZoneMode = "utc",
     ) -> AsyncIterator[dict[str, str]]:
-        """The rows of ``export_csv`` as dicts of column -> cell text (formula guards kept)."""
+        """The rows of ``export_csv`` as dicts of column -> cell text, exactly as in the file
+        (formula guards kept, empty text for none)."""
         chunks = await self.export_csv(
             site_id, kind, start_date=start_date, end_date=end_date, time_zone=time_zone
         )
-        return _csv_dicts(chunks)
+        return csv_export.dicts(chunks)
 
     async def export_to_file(
         self,
@@ -954,146 +1024,91 @@ class Engine:
         start_date: dt.date | None = None,
         end_date: dt.date | None = None,
         time_zone: TimeZoneMode = "utc",
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> int:
-        """Write ``export_csv`` to a file; returns the number of bytes written.
-        ``progress(bytes_so_far)`` is called after each chunk."""
-        chunks = await self.export_csv(
-            site_id, kind, start_date=start_date, end_date=end_date, time_zone=time_zone
-        )
-        written = 0
-        with open(path, "wb") as out:  # noqa: ASYNC230 (chunks of a few hundred KB)
-            async for data in chunks:
-                out.write(data)
-                written += len(data)
-                if progress is not None:
-                    progress(written)
-        return written
+        """Write ``export_csv`` to ``path`` (through ``<path>.partial``, renamed when complete,
+        so a failed export leaves no half file); returns the number of data rows.
+        ``progress(rows_done, rows_total)`` is called after each chunk."""
+        export = await self._export(site_id, kind, start_date, end_date, time_zone)
+        total = await self._on_reader(export.count) if progress is not None else 0
+        return await csv_export.write_file(self._export_chunks(export), Path(path), total, progress)
 
-    async def count_rows(self, site_id: int, kind: ExportKind = "hits") -> int:
-        """How many rows an export of the whole history would have (for progress bars)."""
-        if kind not in csv_export.COLUMNS:
-            raise InvalidParameter("kind must be hits, events or kudos")
-        await self._site_info(site_id)
-        async with self._read() as conn:
-            return await db.on_connection_thread(
-                conn, lambda raw: csv_export.count(raw, kind, site_id, (0, 2**62))
-            )
+    async def count_rows(
+        self,
+        site_id: int,
+        kind: ExportKind = "hits",
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+    ) -> int:
+        """How many data rows ``export_csv`` with these arguments would write now."""
+        export = await self._export(site_id, kind, start_date, end_date, time_zone)
+        return await self._on_reader(export.count)
 
     async def import_csv(
         self, site_id: int, path: str | Path, *, progress: Callable[[int, int], None] | None = None
     ) -> ImportReport:
-        """Import a tinytrack CSV export into a site (see ``csv_import``): checks the whole file
-        first (a malformed file raises ``InvalidParameter`` and changes nothing), then stores
-        the rows through the writer, skipping rows already present and reporting bad ones.
+        """Import a tinytrack CSV export into a site (rules in ``csv_import`` and the README):
+        the whole file is checked first (a malformed file raises ``InvalidParameter`` and
+        changes nothing), then rows go through the writer in batches, skipping the ones already
+        stored and reporting bad ones with their line numbers. Running it again is safe.
         ``progress(rows_done, rows_total)`` is called after each batch."""
         site = await self._site_info(site_id)
-        source = Path(path)
-        kind, total = await asyncio.to_thread(csv_import.check_file, source)
-        builders: dict[str, Callable[[SiteInfo, list[str]], Any]] = {
-            "hits": csv_import.hit_row,
-            "events": csv_import.event_row,
-            "kudos": lambda s, cells: (csv_import.kudo_row(s, cells), 0),
-        }
-        build = builders[kind]
-        imported = duplicates = done = 0
-        rejected: list[RejectedRow] = []
-        carry: dict[int, Counter[tuple[Any, ...]]] = {}
-        lines = csv_import.read(source)
-        while True:
-            chunk = await asyncio.to_thread(_take, lines, csv_import.BATCH)
-            if not chunk:
-                break
-            parsed: list[tuple[Any, int]] = []
-            for line, cells in chunk:
-                try:
-                    parsed.append(build(site, cells))
-                except (ValueError, TypeError) as exc:
-                    rejected.append(RejectedRow(line=line, reason=str(exc)))
-            done += len(chunk)
-            if parsed:
-                times = [_row_time(kind, row) for row, _u in parsed]
-                first, last = min(times), max(times)
-                async with self._read() as conn:
-                    pools = await db.on_connection_thread(
-                        conn,
-                        functools.partial(csv_import.existing, kind=kind, site_id=site.id,
-                                          first=first, last=last),
-                    )  # fmt: skip
-                # Rows of a second split across batches: the earlier batch's rows are stored
-                # by now; keep counting against what was there before this import.
-                for at, pool in carry.items():
-                    if first <= at <= last:
-                        pools[at] = pool
-                rows: list[Any] = []
-                uniques: list[int] = []
-                for (row, unique), at in zip(parsed, times, strict=True):
-                    pool = pools.setdefault(at, Counter())
-                    key = csv_import.stored_key(kind, row, unique)
-                    if pool[key] > 0:
-                        pool[key] -= 1
-                        duplicates += 1
-                        continue
-                    rows.append(row)
-                    uniques.append(unique)
-                carry = {last: pools.get(last, Counter())}
-                new, repeated = await self._store_imported(kind, rows, uniques)
-                imported += new
-                duplicates += repeated
-            if progress is not None:
-                progress(done, total)
-        return ImportReport(
-            kind=kind,  # type: ignore[arg-type]
-            rows=done,
-            imported=imported,
-            duplicates=duplicates,
-            rejected=rejected,
+        now = self.now()
+        rules = csv_import.Rules(
+            site=site, now=now, ua_cutoff=now - self._ua_retention_days * clock.SECONDS_PER_DAY
+        )
+        return await csv_import.import_file(
+            Path(path),
+            rules,
+            read_db=self._on_reader,
+            store=self._store_imported,
+            progress=progress,
         )
 
-    async def _store_imported(
-        self, kind: str, rows: list[Any], uniques: list[int]
-    ) -> tuple[int, int]:
-        """(stored, duplicates) for one batch of prepared rows."""
-        if not rows:
-            return 0, 0
+    async def _store_imported(self, kind: str, rows: list[Any], uniques: list[int]) -> list[bool]:
+        """Store one batch of imported rows through the writer; True where a row was stored."""
         if kind == "hits":
             await self._writer.insert_hits(rows, uniques=uniques)
-            return len(rows), 0
+            return [True] * len(rows)
         if kind == "events":
             stored = await self._writer.insert_events(rows, uniques=uniques)
-            repeated = sum(1 for s in stored if s.duplicate)
-            return len(rows) - repeated, repeated
+            return [not s.duplicate for s in stored]
 
-        async def insert(conn: aiosqlite.Connection) -> int:
-            before = conn.total_changes
-            await conn.executemany(csv_import.INSERT_KUDO, rows)
-            return conn.total_changes - before
+        async def insert(conn: aiosqlite.Connection) -> list[bool]:
+            return await db.on_connection_thread(
+                conn, functools.partial(csv_import.insert_kudos, rows=rows)
+            )
 
-        new = await self._writer.run(insert)
-        return new, len(rows) - new
+        return await self._writer.run(insert)
 
-    async def delete_site(self, site_id: int) -> None:
-        """Delete a site and everything recorded for it (hits, events, kudos, rollups,
-        journeys), in one transaction."""
+    async def delete_site(self, site_id: int) -> dict[str, int]:
+        """Delete a site and everything recorded for it (hits, events, kudos, rollups, journeys
+        and every other table with a ``site_id``) in one transaction; returns the rows deleted
+        per table. Its id is never given to another site."""
         await self._site_info(site_id)
 
-        async def delete(conn: aiosqlite.Connection) -> None:
-            for sql in sites.DELETE_SITE:
-                await conn.execute(sql, (site_id,))
+        async def delete(conn: aiosqlite.Connection) -> dict[str, int]:
+            return await db.on_connection_thread(
+                conn, functools.partial(deletion.delete_site, site_id=site_id)
+            )
 
-        await self._writer.run(delete)
+        deleted = await self._writer.run(delete)
         self._sites.pop(site_id, None)
         self._uids.clear()
+        self._names.clear()
+        return deleted
 
-    async def backup(self, path: str | Path) -> None:
-        """A consistent copy of the live database in a new file (``VACUUM INTO``: a snapshot
-        of one moment, taken from a read connection while writes go on)."""
-        target = Path(path)
+    async def backup(self, path: str | Path) -> int:
+        """A consistent copy of the live database in a new file (``VACUUM INTO`` on a
+        connection of its own: one snapshot, while writes go on); returns its size in bytes.
+        The copy is written to ``<path>.partial`` and renamed when complete."""
         if db.is_memory(self.path):
             raise InvalidParameter("an in-memory database cannot be backed up to a file")
         if self._closed:
             raise EngineClosed("engine is closed")
-        await asyncio.to_thread(db.vacuum_into, self.path, target)
+        return await asyncio.to_thread(backup.vacuum_into, self.path, Path(path))
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -1351,6 +1366,176 @@ class Engine:
                 per_page=per_page,
                 filters=shown,
             )
+
+    # -- other tools' formats: sessions, goals, visitor properties, site names -------------------
+
+    async def track(self, site_id: int, item: TrackIn) -> Tracked:
+        """One visitor action as another tool's format says it (``TrackIn``; see ``tracking``):
+        a page view, event, goal completion, visitor / session properties or a session ping,
+        with sessions and once-per-session goals. ``ValidationFailed`` or ``NotFound`` (an
+        unknown session or goal number) are raised before anything is written."""
+        site = await self._site_info(site_id)
+        now = self.now()
+        salt = await self._salt(clock.utc_day(now))
+        return await tracking.track(self._writer, site, item, now=now, salt=salt)
+
+    async def track_many(
+        self, site_id: int, items: Sequence[TrackIn], *, atomic: bool = False
+    ) -> list[Tracked | ValidationFailed]:
+        """Many page views / events without sessions or properties, stored together: each
+        invalid item is its ``ValidationFailed`` in the answer (with ``atomic``: raised, and
+        nothing stored). At most 1000 items."""
+        if len(items) > MAX_BATCH:
+            raise ValidationFailed([f"Batch is limited to {MAX_BATCH} items"])
+        site = await self._site_info(site_id)
+        now = self.now()
+        salt = await self._salt(clock.utc_day(now))
+        return await tracking.track_many(
+            self._writer, site, list(items), now=now, salt=salt, atomic=atomic
+        )
+
+    async def create_goal(self, site_id: int, name: str, *, goal_id: int | None = None) -> Goal:
+        """Define a goal (``goal_id``: keep the number existing code sends; default: the next
+        free one). A name already used, or an id already taken, raises ``InvalidParameter``."""
+        await self._site_info(site_id)
+        now = self.now()
+
+        async def insert(conn: aiosqlite.Connection) -> int:
+            made = await db.on_connection_thread(
+                conn, lambda raw: goals.create(raw, site_id, name, goal_id, now)
+            )
+            return made[0]
+
+        made_id = await self._writer.run(insert)
+        return next(g for g in (await self.goals(site_id)).goals if g.id == made_id)
+
+    async def goals(
+        self,
+        site_id: int,
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+    ) -> GoalsPage:
+        """Every goal with its completions and revenue (per currency); without dates over the
+        whole history, else in those days (as for ``hits``)."""
+        site = await self._site_info(site_id)
+        bounds = self._export_bounds(site, start_date, end_date, time_zone)
+        async with self._read() as conn:
+            return GoalsPage(goals=await goals.list_goals(conn, site.id, bounds))
+
+    async def sessions(
+        self,
+        site_id: int,
+        *,
+        start_date: dt.date | None = None,
+        end_date: dt.date | None = None,
+        time_zone: TimeZoneMode = "utc",
+        visitor_hash: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+    ) -> SessionsPage:
+        """Sessions that started in a date range (as for ``hits``), newest first, with their
+        ids, properties and visitors' properties; optionally one visitor's only."""
+        site = await self._site_info(site_id)
+        days, bounds = self._range(site, start_date, end_date, time_zone)
+        _check_page(page, per_page, params.MAX_PER_PAGE)
+        now = self.now()
+        async with self._read() as conn:
+            rows, total = await db.on_connection_thread(
+                conn,
+                lambda raw: sessions.list_sessions(
+                    raw, site.id, bounds, visitor_hash, page, per_page, now
+                ),
+            )
+        return SessionsPage(
+            sessions=rows,
+            pagination=queries.pagination(page, per_page, total),
+            filters=SessionFilters(
+                start_date=clock.day_from_number(days[0]).isoformat(),
+                end_date=clock.day_from_number(days[1]).isoformat(),
+                time_zone=time_zone,
+                visitor_hash=visitor_hash,
+            ),
+        )
+
+    async def visitor_properties(self, site_id: int, visitor_hash: str) -> dict[str, Any]:
+        """The properties other tools' formats set on a visitor (by its ``visitor_hash``)."""
+        await self._site_info(site_id)
+        async with self._read() as conn:
+            return await visitors.fetch_properties(conn, site_id, visitor_hash)
+
+    async def find_site(self, name: str) -> int:
+        """The id of the site another tool's format names (alias, id, uid or domain: see
+        ``site_names``); ``NotFound`` otherwise. Cached like site details."""
+        cached = self._names.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            site_id = cached[1]
+        else:
+            async with self._read() as conn:
+                site_id = await site_names.find(conn, name)
+            if len(self._names) >= 10_000:  # names are caller-chosen: keep the cache bounded
+                self._names.clear()
+            self._names[name] = (now + CACHE_SECONDS, site_id)
+        if site_id is None:
+            raise NotFound("Site not found")
+        return site_id
+
+    async def site_aliases(self, site_id: int) -> list[str]:
+        await self._site_info(site_id)
+        async with self._read() as conn, conn.execute(site_names.ALIASES_OF, (site_id,)) as cur:
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def add_site_alias(self, site_id: int, name: str) -> list[str]:
+        """Let other tools' formats name this site ``name`` too (e.g. the site id or project
+        existing tracking code sends); an alias names one site only."""
+        await self._site_info(site_id)
+        alias = site_names.check_alias(name)
+        now = self.now()
+
+        async def insert(conn: aiosqlite.Connection) -> None:
+            try:
+                await conn.execute(site_names.INSERT_ALIAS, (alias, site_id, now))
+            except sqlite3.IntegrityError:
+                raise InvalidParameter(f"alias {alias!r} is already used") from None
+
+        await self._writer.run(insert)
+        self._names.clear()
+        return await self.site_aliases(site_id)
+
+    async def remove_site_alias(self, site_id: int, name: str) -> list[str]:
+        await self._site_info(site_id)
+        alias = name.strip()
+
+        async def delete(conn: aiosqlite.Connection) -> int:
+            cur = await conn.execute(site_names.DELETE_ALIAS, (alias, site_id))
+            return cur.rowcount
+
+        if await self._writer.run(delete) < 1:
+            raise NotFound("Alias not found")
+        self._names.clear()
+        return await self.site_aliases(site_id)
+
+    async def secure_tracking(self, site_id: int) -> bool:
+        """Whether the public server-side tracking endpoint (Woopra's format) needs a
+        full-access key for this site."""
+        await self._site_info(site_id)
+        async with (
+            self._read() as conn,
+            conn.execute(site_names.SECURE_TRACKING, (site_id,)) as cur,
+        ):
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def set_secure_tracking(self, site_id: int, on: bool) -> None:
+        await self._site_info(site_id)
+        now = self.now()
+
+        async def update(conn: aiosqlite.Connection) -> None:
+            await conn.execute(site_names.SET_SECURE_TRACKING, (int(on), now, site_id))
+
+        await self._writer.run(update)
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -1629,27 +1814,6 @@ def decode_event_batch(raw: bytes) -> list[EventIn | ValidationFailed]:
     return _decode_batch(raw, EventIn, "events")
 
 
-def _take(lines: Iterator[tuple[int, list[str]]], n: int) -> list[tuple[int, list[str]]]:
-    out: list[tuple[int, list[str]]] = []
-    for item in lines:
-        out.append(item)
-        if len(out) >= n:
-            break
-    return out
-
-
-def _row_time(kind: str, row: Any) -> int:
-    return int(row[3] if kind == "kudos" else row[1])
-
-
-async def _csv_dicts(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, str]]:
-    import csv
-    import io
-
-    header: list[str] | None = None
-    async for data in chunks:
-        for cells in csv.reader(io.StringIO(data.decode(), newline="")):
-            if header is None:
-                header = cells
-            else:
-                yield dict(zip(header, cells, strict=True))
+async def _chunk_bytes(chunks: AsyncIterator[tuple[bytes, int]]) -> AsyncIterator[bytes]:
+    async for data, _rows in chunks:
+        yield data

@@ -12,7 +12,7 @@ from typing import TypeVar
 import aiosqlite
 
 from tinytrack.engine.schema import LATEST_VERSION, MIGRATIONS
-from tinytrack.errors import InvalidParameter, TinytrackError
+from tinytrack.errors import TinytrackError
 
 MEMORY = ":memory:"
 
@@ -137,17 +137,3 @@ class ReaderPool:
             for conn in self._all:
                 await conn.close()
         self._all = []
-
-
-def vacuum_into(source: str | Path, target: Path) -> None:
-    """A compact, consistent copy of ``source`` in a new file, from a connection of its own
-    (VACUUM INTO reads one snapshot: the live server's writes go on meanwhile)."""
-    if target.exists():
-        raise InvalidParameter(f"{target} already exists; choose a new file")
-    conn = sqlite3.connect(str(source), timeout=30)
-    try:
-        conn.execute("VACUUM INTO ?", (str(target),))
-    except sqlite3.Error as exc:
-        raise InvalidParameter(f"backup failed: {exc}") from None
-    finally:
-        conn.close()

@@ -38,7 +38,7 @@ from typing import Any
 
 import aiosqlite
 
-from tinytrack.engine import clock, db
+from tinytrack.engine import clock, db, visitors
 from tinytrack.models import (
     JourneyFilters,
     JourneyInsights,
@@ -136,6 +136,7 @@ class Journey:
     pages: list[str]  # at most MAX_JOURNEY_PAGES
     exit_path: str
     details: tuple[Any, ...]  # (referrer, country, browser) of the first hit; () if not read
+    properties: dict[str, Any] | None = None  # the visitor's properties, read for listed ones
 
     @property
     def entry_path(self) -> str:
@@ -350,6 +351,7 @@ def _read_in_transaction(
     for j in listed:
         if not j.details:
             j.details = tuple(conn.execute(FIRST_HIT, (j.first_id,)).fetchone())
+        j.properties = visitors.properties_of(conn, site_id, j.visitor_hash) or None
     return totals, listed
 
 
@@ -429,7 +431,7 @@ def _top(counts: dict[str, int]) -> list[PathVisitors]:
 def _shape(j: Journey) -> UserJourney:
     duration = j.end_at - j.start_at
     referrer, country, browser = j.details
-    return UserJourney(
+    journey = UserJourney(
         visitor_hash=j.visitor_hash,
         page_count=j.page_count,
         first_hit=clock.iso(j.start_at),
@@ -443,3 +445,6 @@ def _shape(j: Journey) -> UserJourney:
         country=country,
         browser=browser,
     )
+    if j.properties:
+        journey.properties = j.properties
+    return journey

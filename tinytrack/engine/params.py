@@ -154,3 +154,16 @@ def parse_journeys_params(params: Mapping[str, str]) -> dict[str, Any]:
     out = _range_params(params)
     out.update(parse_page(params, max_per_page=MAX_JOURNEYS_PER_PAGE))
     return out
+
+
+def parse_sessions_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.sessions``: dates as for hits, ``visitor_hash``, pages."""
+    out = _range_params(params)
+    out.update(_texts(params, ("visitor_hash",)))
+    out.update(parse_page(params, max_per_page=MAX_PER_PAGE))
+    return out
+
+
+def parse_goals_params(params: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``Engine.goals``: optional dates (default: all time)."""
+    return _range_params(params)

@@ -201,4 +201,64 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    (
+        4,
+        (
+            # What the other tools' formats need, in the native model (see tracking.py):
+            # sessions of a visitor with an inactivity timeout, properties of a visitor, goals,
+            # other names a site is known by, and a site's "secure tracking" switch.
+            #
+            # A session is a run of one visitor's actions (visitor_hash) with no gap longer than
+            # its timeout (seconds). Hits and events are not linked by a column: an action
+            # belongs to the session of its visitor that covers its time. Its id is what the
+            # API reports and what a Clicky session_id names. properties: JSON object.
+            """CREATE TABLE sessions (
+                id           INTEGER PRIMARY KEY,
+                site_id      INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                visitor_hash TEXT NOT NULL,
+                started_at   INTEGER NOT NULL,
+                last_seen_at INTEGER NOT NULL,
+                timeout      INTEGER NOT NULL,
+                actions      INTEGER NOT NULL,
+                referrer     TEXT,
+                properties   TEXT
+            )""",
+            "CREATE INDEX sessions_visitor ON sessions(site_id, visitor_hash, last_seen_at)",
+            "CREATE INDEX sessions_site_start ON sessions(site_id, started_at)",
+            # Properties of a visitor (keyed by the visitor hash, never by a clear identifier):
+            # one row per key; value is JSON (a string, number or boolean).
+            """CREATE TABLE visitor_properties (
+                site_id      INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                visitor_hash TEXT NOT NULL,
+                key          TEXT NOT NULL,
+                value        TEXT NOT NULL,
+                updated_at   INTEGER NOT NULL,
+                PRIMARY KEY (site_id, visitor_hash, key)
+            ) WITHOUT ROWID""",
+            # Goals: a name with a number of its own per site (Clicky code names goals by
+            # number). A completion is an event named 'goal.<name>' (with its revenue) whose
+            # order id 'goal:<id>:session:<session id>' makes it count once per session.
+            """CREATE TABLE goals (
+                site_id    INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                id         INTEGER NOT NULL,
+                name       TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (site_id, id),
+                UNIQUE (site_id, name)
+            ) WITHOUT ROWID""",
+            # Other names of a site: a Woopra project, a Tracify customer site id, the site id
+            # existing Clicky or Web Analyzer code sends. Unique across sites.
+            """CREATE TABLE site_aliases (
+                name       TEXT PRIMARY KEY,
+                site_id    INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+                created_at INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX site_aliases_site ON site_aliases(site_id)",
+            # 1: the public server-side tracking endpoint (Woopra's) needs a full-access key.
+            "ALTER TABLE sites ADD COLUMN secure_tracking INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -26,18 +26,6 @@ FROM sites s
 """
 SELECT_SITE_INFO = f"SELECT {SITE_COLUMNS} FROM sites s WHERE s.id = ?"
 SELECT_ID_BY_UID = "SELECT id FROM sites WHERE uid = ?"
-# Deleting a site: every table that holds its rows, then the site itself.
-DELETE_SITE = (
-    "DELETE FROM hits WHERE site_id = ?",
-    "DELETE FROM events WHERE site_id = ?",
-    "DELETE FROM kudos WHERE site_id = ?",
-    "DELETE FROM hit_rollups WHERE site_id = ?",
-    "DELETE FROM hit_rollup_blocks WHERE site_id = ?",
-    "DELETE FROM journeys WHERE site_id = ?",
-    "DELETE FROM journey_stats WHERE site_id = ?",
-    "DELETE FROM journey_days WHERE site_id = ?",
-    "DELETE FROM sites WHERE id = ?",
-)
 # Columns a settings change may touch: identifiers in UPDATE come only from here.
 UPDATABLE = ("label", "timezone", "public", "active", "unique_hits", "ignore_paths")
 
@@ -50,10 +38,14 @@ def update_site(site_id: int, changes: dict[str, object], now: int) -> tuple[str
     return sql, [*changes.values(), now, site_id]
 
 
+# Ids are never reused: the next id is above every live one and every deleted one (deletion.py).
 INSERT_SITE = """
-INSERT INTO sites (uid, url, label, timezone, public, unique_hits, ignore_paths, secret,
+INSERT INTO sites (id, uid, url, label, timezone, public, unique_hits, ignore_paths, secret,
                    created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (1 + MAX(COALESCE((SELECT MAX(id) FROM sites), 0),
+                COALESCE((SELECT CAST(value AS INTEGER) FROM meta
+                          WHERE key = 'deleted_site_id'), 0)),
+        ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 KEY_COLUMNS = "id, name, access_type, prefix, created_at, last_used_at, revoked_at"
 INSERT_KEY = """

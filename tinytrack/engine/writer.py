@@ -158,6 +158,7 @@ class Writer:
         self._max_pending = max_pending_rows
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._pending_rows = 0
+        self.rows_committed = 0  # hits and events so far: how busy ingestion is (exports yield)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         # Every rollup block ending before this UTC day is built (see pyramid.py); a hit on an
@@ -335,6 +336,7 @@ class Writer:
             return
         for job, stored in zip(jobs, results, strict=True):
             self._pending_rows -= len(job.rows)
+            self.rows_committed += len(job.rows)
             if not job.future.done():
                 job.future.set_result(stored)
 

@@ -152,6 +152,10 @@ async def discovery(request: Request[Any, Any, Any]) -> dict[str, Any]:
             {"method": "DELETE", "path": "/sites/{id}/kudos/{kudo_uid}", "access": "full_access"},
             {"method": "GET", "path": "/sites/{id}/leaderboard", "access": "read_only"},
             {"method": "GET", "path": "/sites/{id}/user_journeys", "access": "read_only"},
+            {"method": "GET", "path": "/sites/{id}/sessions", "access": "read_only"},
+            {"method": "GET", "path": "/sites/{id}/goals", "access": "read_only"},
+            {"method": "POST", "path": "/sites/{id}/goals", "access": "full_access"},
+            {"method": "GET", "path": "/sites/{id}/visitors/{visitor_hash}", "access": "read_only"},
         ],
     }
 

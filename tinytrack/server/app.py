@@ -20,9 +20,10 @@ from tinytrack import __version__
 from tinytrack.config import Settings
 from tinytrack.engine import Engine
 from tinytrack.models import EventIn, HitIn, KudoIn
-from tinytrack.server import api_v1, dashboard, embed, health
+from tinytrack.server import api_v1, api_v1_sessions, dashboard, embed, health
 from tinytrack.server.clients import Proxies
 from tinytrack.server.collector import Collector
+from tinytrack.server.compat import clicky, tracify, webanalyzer, woopra
 from tinytrack.server.errors import EXCEPTION_HANDLERS
 from tinytrack.server.fast_hits import FastHitPath
 from tinytrack.server.ratelimit import RateLimiter
@@ -66,7 +67,18 @@ def create_app(
             await engine.close()
 
     app = Litestar(
-        route_handlers=[*api_v1.ROUTES, *embed.ROUTES, *health.ROUTES, *dashboard.ROUTES],
+        route_handlers=[
+            *api_v1.ROUTES,
+            *api_v1_sessions.ROUTES,
+            *embed.ROUTES,
+            *health.ROUTES,
+            *dashboard.ROUTES,
+            # Other tools' tracking formats, at their own paths (tinytrack.server.compat).
+            *clicky.ROUTES,
+            *woopra.ROUTES,
+            *webanalyzer.ROUTES,
+            *tracify.ROUTES,
+        ],
         template_config=TemplateConfig(
             directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine
         ),
@@ -94,6 +106,8 @@ def create_app(
     app.state.pixel_limiter = RateLimiter(per_minute * 10, period=60.0)
     app.state.widget_limiter = RateLimiter(per_minute * 10, period=60.0)
     app.state.login_limiter = RateLimiter(dashboard.LOGIN_LIMIT, period=900.0)
+    # Web Analyzer's documented limit: 60 requests per minute per API key.
+    app.state.track_limiter = RateLimiter(settings.track_rate_limit, period=60.0)
     app.state.settings = settings
     app.state.openapi_document = openapi_document(app)
     app.asgi_handler = Collector(app, app.asgi_handler)
