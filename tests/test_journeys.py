@@ -485,3 +485,55 @@ async def test_user_journeys_bad_parameters_are_400(
     body = r.json()
     assert set(body) == {"error"}
     assert message in body["error"]
+
+
+# -- today's journeys are kept between queries (journeys.RawDays) --------------------------------
+
+
+async def test_kept_raw_day_follows_new_late_and_deleted_hits(
+    engine: tinytrack.Engine, clock: FakeClock, db_path: Path
+) -> None:
+    """Queries between writes read only the new hits of an unbuilt day; what they answer must
+    always equal a fresh grouping of the raw rows, also when a hit arrives out of time order or
+    rows disappear behind the engine's back, and an earlier answer must not change."""
+    rng = random.Random(7)
+    site = await engine.create_site("https://example.com", timezone="Asia/Kolkata")
+    ranges = [(date(0), date(0)), (date(-1), date(1))]
+    clock.now = START + 3600
+    await engine.record_hit(site.id, tinytrack.HitIn(path="/first", visitor_id="kept"))
+    await traffic(engine, clock, rng, [site], set(), START + 5 * 3600)
+    await assert_matches_reference(engine, db_path, site, ranges)
+    before = await engine.user_journeys(site.id, start_date=date(0), end_date=date(0))
+    snapshot = tinytrack.to_builtins(before)
+
+    # New hits, some continuing the journeys already listed.
+    await traffic(engine, clock, rng, [site], set(), START + 9 * 3600)
+    await engine.record_hit(site.id, tinytrack.HitIn(path="/again", visitor_id="kept"))
+    await assert_matches_reference(engine, db_path, site, ranges)
+    assert tinytrack.to_builtins(before) == snapshot  # answers already given stay as they were
+
+    # A hit stamped before the newest one (an import, a backdated event): regrouped.
+    now = clock.now
+    clock.now = START + 2 * 3600
+    await engine.record_hit(site.id, tinytrack.HitIn(path="/backdated", visitor_id="kept"))
+    clock.now = now
+    await assert_matches_reference(engine, db_path, site, ranges)
+    (kept,) = [
+        j
+        for j in (await engine.user_journeys(site.id, start_date=date(0))).user_journeys
+        if j.entry_page == "/first"
+    ]
+    assert [p.path for p in kept.pages] == ["/first", "/backdated", "/again"]
+
+    # Rows deleted by another program: the kept day no longer matches and is regrouped.
+    conn = sqlite3.connect(db_path)
+    try:
+        with conn:
+            conn.execute("DELETE FROM hits WHERE id IN (SELECT id FROM hits ORDER BY id LIMIT 5)")
+    finally:
+        conn.close()
+    await assert_matches_reference(engine, db_path, site, ranges)
+    got = await engine.user_journeys(site.id, start_date=date(0), end_date=date(0))
+    assert got.summary.total_visitors == len(
+        reference(raw_hits(db_path), site.id, "UTC", date(0), date(0))["user_journeys"]
+    )

@@ -155,6 +155,7 @@ class Engine:
         self._uids: dict[str, tuple[float, int | None]] = {}
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         self._touched: dict[int, float] = {}
+        self._raw_days = journeys.RawDays()  # today's journeys between queries
         self._names: dict[str, tuple[float, int | None]] = {}  # find_site's cache
         self._closed = False
         self._maintenance: asyncio.Task[None] | None = None
@@ -1365,6 +1366,7 @@ class Engine:
                 page=page,
                 per_page=per_page,
                 filters=shown,
+                raw_days=self._raw_days,
             )
 
     # -- other tools' formats: sessions, goals, visitor properties, site names -------------------

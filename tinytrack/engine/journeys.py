@@ -30,8 +30,11 @@ merges them. Both paths group hits with the same function (``group_hits``), so t
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,12 +166,16 @@ def group_hits(rows: Iterable[Sequence[Any]]) -> list[Journey]:
             current[visitor] = journey
             out.append(journey)
             continue
-        journey.end_at = at
-        journey.page_count += 1
-        journey.exit_path = path
-        if journey.page_count <= MAX_JOURNEY_PAGES:
-            journey.pages.append(path)
+        _extend(journey, at, path)
     return out
+
+
+def _extend(journey: Journey, at: int, path: str) -> None:
+    journey.end_at = at
+    journey.page_count += 1
+    journey.exit_path = path
+    if journey.page_count <= MAX_JOURNEY_PAGES:
+        journey.pages.append(path)
 
 
 def local_day_finder(tz: str, day: int) -> tuple[list[int], list[int]]:
@@ -245,6 +252,114 @@ def _build_day(conn: sqlite3.Connection, site_id: int, tz: str, day: int) -> int
     return len(journeys)
 
 
+# -- today's journeys, kept between queries ----------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class _DayState:
+    """The journeys of one unbuilt UTC day of a site grouped from its hits with id <= last_id
+    (``rows`` of them; the newest is ``last_key`` = (created_at, id)). Never changed once made:
+    a query that reads newer hits makes a new state, so a query still using the old one sees
+    consistent journeys."""
+
+    journeys: list[Journey]  # in order of their first hit
+    index: dict[str, int]  # visitor hash -> position in ``journeys``
+    last_id: int
+    rows: int
+    last_key: tuple[int, int]
+
+
+# Hits of a day up to an id: the (site_id, created_at) index holds the rowid, so this counts
+# index entries without reading the table.
+COUNT_UP_TO = """
+SELECT COUNT(*) FROM hits
+WHERE site_id = ? AND created_at >= ? AND created_at < ? AND id <= ?
+"""
+HITS_AFTER = """
+SELECT visitor_hash, created_at, id, path FROM hits
+WHERE site_id = ? AND created_at >= ? AND created_at < ? AND id > ?
+ORDER BY created_at, id
+"""
+
+
+class RawDays:
+    """Journeys of unbuilt days (today above all), kept between queries so that a query reads
+    and groups only the hits that arrived since the previous one: grouping a whole busy day
+    again on every request was most of a 30-day query's time.
+
+    A kept day is trusted only while it still matches the database: the query first counts the
+    day's hits with id <= the kept ``last_id`` in its own snapshot (an index-only count). Hits are
+    never changed, only added or deleted with their site, so an equal count means the same rows;
+    a deletion, a reused id or a new hit older than the newest kept one (an import, a backdated
+    event) make the query group the day from scratch. Used from the reader threads, so the map
+    is guarded by a lock; states themselves are immutable (copy on write).
+    """
+
+    def __init__(self, max_days: int = 8) -> None:
+        self._max_days = max_days
+        self._days: OrderedDict[tuple[int, int], _DayState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def forget(self, site_id: int, day: int) -> None:
+        with self._lock:
+            self._days.pop((site_id, day), None)
+
+    def journeys(self, conn: sqlite3.Connection, site_id: int, day: int) -> list[Journey]:
+        """The day's journeys in ``conn``'s snapshot (inside the caller's read transaction)."""
+        bounds = (site_id, day * DAY, (day + 1) * DAY)
+        with self._lock:
+            state = self._days.get((site_id, day))
+        if state is not None:
+            (count,) = conn.execute(COUNT_UP_TO, (*bounds, state.last_id)).fetchone()
+            if count == state.rows:
+                new = conn.execute(HITS_AFTER, (*bounds, state.last_id)).fetchall()
+                state = _advance(state, new) if new else state
+            else:
+                state = None
+        if state is None:
+            rows = conn.execute(HITS_BETWEEN, bounds).fetchall()
+            state = _advance(_EMPTY, rows) if rows else _EMPTY
+            assert state is not None  # nothing is older than the empty state's newest hit
+        with self._lock:
+            kept = self._days.get((site_id, day))
+            if kept is None or kept.last_id <= state.last_id:  # keep the newest snapshot's
+                self._days[(site_id, day)] = state
+                self._days.move_to_end((site_id, day))
+            while len(self._days) > self._max_days:
+                self._days.popitem(last=False)
+        return state.journeys
+
+
+_EMPTY = _DayState([], {}, 0, 0, (-1, -1))
+
+
+def _advance(state: _DayState, rows: list[Any]) -> _DayState | None:
+    """``state`` with hit rows (visitor_hash, created_at, id, path), newer than every hit in
+    it and in (created_at, id) order, added; None when the first row is older than the newest
+    hit of ``state`` (pages would be out of order: the day must be grouped again)."""
+    first = rows[0]
+    if (first[1], first[2]) < state.last_key:
+        return None
+    journeys = list(state.journeys)
+    index = dict(state.index)
+    fresh: set[int] = set()  # positions holding journeys made or copied in this step
+    for visitor, at, hit_id, path in rows:
+        pos = index.get(visitor)
+        if pos is None:
+            index[visitor] = len(journeys)
+            fresh.add(len(journeys))
+            journeys.append(Journey(at // DAY, visitor, hit_id, at, at, 1, [path], path, ()))
+            continue
+        journey = journeys[pos]
+        if pos not in fresh:  # an older state may still be in use: change a copy
+            journey = journeys[pos] = dataclasses.replace(journey, pages=list(journey.pages))
+            fresh.add(pos)
+        _extend(journey, at, path)
+    last = rows[-1]
+    return _DayState(journeys, index, max(state.last_id, max(r[2] for r in rows)),
+                     state.rows + len(rows), (last[1], last[2]))  # fmt: skip
+
+
 # -- reading ------------------------------------------------------------------------------------
 
 
@@ -266,15 +381,17 @@ async def user_journeys_page(
     page: int,
     per_page: int,
     filters: JourneyFilters,
+    raw_days: RawDays | None = None,
 ) -> UserJourneysPage:
     """The answer for the inclusive days ``days`` (UTC, or site-local when ``local``) whose
     instants are ``bounds`` = [lo, hi). Runs on ``conn``'s thread in one read transaction."""
     # Imported here: queries -> ingest -> writer imports this module (for INVALIDATE_DAY).
     from tinytrack.engine.queries import pagination
 
+    kept = raw_days if raw_days is not None else RawDays()
+    offset = (page - 1) * per_page
     totals, listed = await db.on_connection_thread(
-        conn,
-        lambda raw: _read(raw, site_id, days, bounds, local, (page - 1) * per_page, per_page),
+        conn, lambda raw: _read(raw, kept, site_id, days, bounds, local, offset, per_page)
     )
     single = totals.journeys - totals.multi
     return UserJourneysPage(
@@ -295,6 +412,7 @@ async def user_journeys_page(
 
 def _read(
     conn: sqlite3.Connection,
+    raw_days: RawDays,
     site_id: int,
     days: tuple[int, int],
     bounds: tuple[int, int],
@@ -304,13 +422,14 @@ def _read(
 ) -> tuple[_Totals, list[Journey]]:
     conn.execute("BEGIN")
     try:
-        return _read_in_transaction(conn, site_id, days, bounds, local, offset, limit)
+        return _read_in_transaction(conn, raw_days, site_id, days, bounds, local, offset, limit)
     finally:
         conn.execute("COMMIT")
 
 
 def _read_in_transaction(
     conn: sqlite3.Connection,
+    raw_days: RawDays,
     site_id: int,
     days: tuple[int, int],
     bounds: tuple[int, int],
@@ -337,8 +456,14 @@ def _read_in_transaction(
 
     # Unbuilt days: grouped from the raw hits here.
     raw = [
-        j for j in _raw_journeys(conn, site_id, first_day, last_day, built) if lo <= j.start_at < hi
+        j
+        for day in range(first_day, last_day + 1)
+        if day not in built
+        for j in raw_days.journeys(conn, site_id, day)
+        if lo <= j.start_at < hi
     ]
+    for day in built & {last_day, last_day - 1}:  # built since it was kept
+        raw_days.forget(site_id, day)
     entries, exits = totals.entries, totals.exits
     for j in raw:
         totals.multi += j.page_count > 1
@@ -347,31 +472,13 @@ def _read_in_transaction(
     totals.journeys += len(raw)
     raw.sort(key=lambda j: j.key)
 
-    listed = _page(conn, site_id, bounds, raw, offset, limit)
+    # Copies: raw journeys are shared with other queries through ``raw_days``.
+    listed = [dataclasses.replace(j) for j in _page(conn, site_id, bounds, raw, offset, limit)]
     for j in listed:
         if not j.details:
             j.details = tuple(conn.execute(FIRST_HIT, (j.first_id,)).fetchone())
         j.properties = visitors.properties_of(conn, site_id, j.visitor_hash) or None
     return totals, listed
-
-
-def _raw_journeys(
-    conn: sqlite3.Connection, site_id: int, first_day: int, last_day: int, built: set[int]
-) -> list[Journey]:
-    """Journeys of the unbuilt days in [first_day, last_day], one scan per run of days."""
-    rows: list[Any] = []
-    day = first_day
-    while day <= last_day:
-        if day in built:
-            day += 1
-            continue
-        end = day
-        while end + 1 <= last_day and end + 1 not in built:
-            end += 1
-        # fetchall: ~2x faster than stepping the cursor row by row from Python.
-        rows += conn.execute(HITS_BETWEEN, (site_id, day * DAY, (end + 1) * DAY)).fetchall()
-        day = end + 1
-    return group_hits(rows)
 
 
 def _page(
