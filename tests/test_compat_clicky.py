@@ -13,6 +13,7 @@ import pytest
 import tinytrack
 from tests.compat_support import counts, make_sessions, rows
 from tests.conftest import FIREFOX_LINUX, Api, FakeClock, make_api
+from tinytrack.errors import Overloaded
 
 REFERRER = "https://www.google.com/search?q=tinytrack"
 
@@ -232,14 +233,14 @@ async def test_seed_javascript_examples_as_internal_requests(api: Api) -> None:
     r = await send(api, php_url(**base, href="#menu/home", title="Home", type="click"))
     assert r.status_code == 200
     session = r.headers["x-tinytrack-session"]
-    for extra in (
-        {"goal[id]": "10", "goal[revenue]": "9.95"},
-        {"goal[id]": "10"},
-        {"goal[id]": "Clicked email"},
-        {"goal[id]": "Downloaded file"},
+    for extra, outcome in (
+        ({"goal[id]": "10", "goal[revenue]": "9.95"}, "created"),
+        ({"goal[id]": "10"}, "duplicate"),  # once per session
+        ({"goal[id]": "Clicked email"}, "created"),
+        ({"goal[id]": "Downloaded file"}, "created"),
     ):
         r = await send(api, php_url(**base, type="goal", **extra))
-        assert r.status_code == 200
+        assert (r.status_code, r.text, r.headers["x-tinytrack-result"]) == (200, "", outcome)
         assert r.headers["x-tinytrack-session"] == session  # the same visitor's session
     stored = rows(
         api.engine.path,
@@ -357,6 +358,24 @@ async def test_a_bot_user_agent_is_ignored(api: Api) -> None:
             400,
             "error: Goal name",
         ),
+        # A goal number never defined: no session is started for the new visitor either.
+        (
+            "site_id=1&sitekey_admin={full}&ip_address=1.2.3.4&type=goal&goal[id]=999",
+            404,
+            "error: goal not found",
+        ),
+        # An unknown session: the goal named "on the fly" is not created.
+        (
+            "site_id=1&sitekey_admin={full}&session_id=55&type=goal&goal[id]=Signed+up"
+            "&goal[revenue]=5",
+            404,
+            "error: session not found",
+        ),
+        (
+            "site_id=1&sitekey_admin={full}&session_id=55&type=custom&custom[a]=b",
+            404,
+            "error: session not found",
+        ),
         ("site_id=1&sitekey_admin={full}&ip_address=1.2.3.4&href=/" + "x" * 3000, 400, "error:"),
         (
             "site_id=1&sitekey_admin={full}&ip_address=1.2.3.4&href=/&" + "a=1&" * 300,
@@ -377,11 +396,29 @@ async def test_errors_write_nothing(api: Api, query: str, status: int, message: 
 async def test_oversized_body_is_413(api: Api) -> None:
     r = await api.client.post(
         "/in.php",
-        content=b"site_id=1&href=" + b"x" * 70_000,
+        content=f"site_id=1&sitekey_admin={api.full_key}&ip_address=8.8.8.8&href=/".encode()
+        + b"&title="
+        + b"x" * 70_000,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 413
     assert r.text == "error: request body too large"
+    assert counts(api.engine.path) == {t: 0 for t in counts(api.engine.path)}
+
+
+async def test_overloaded_is_503_with_retry_after(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise Overloaded("Too many writes queued; retry shortly", retry_after=2)
+
+    monkeypatch.setattr(api.engine, "track", full)
+    r = await send(
+        api, php_url(site_id="1", sitekey_admin=api.full_key, ip_address="8.8.8.8", href="/")
+    )
+    assert (r.status_code, r.text) == (503, "error: Too many writes queued; retry shortly")
+    assert r.headers["retry-after"] == "2"
+    assert r.headers["content-type"].startswith("text/plain")
 
 
 @pytest.fixture

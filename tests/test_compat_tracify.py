@@ -5,14 +5,18 @@ without anything reversible stored, de-duplicated purchases and conversions, per
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import tinytrack
 from tests.compat_support import counts, rows
-from tests.conftest import Api
+from tests.conftest import Api, make_api
+from tinytrack.errors import Overloaded
 
 CSID = "00000000-0000-0000-0000-000000000000"
 IDENTITY = {
@@ -181,7 +185,8 @@ async def test_seed_productview_and_addtocart(tracify: Api) -> None:
         ("tracify.addtocart", AT, "/your-full-path-here"),
     ]
     assert json.loads(stored[0][6]) == {"origin": "https://www.yourwebsite.com", **CAMPAIGN}
-    assert stored[0][4] == "fb"
+    assert (stored[0][4], stored[0][5]) == ("fb", "https://www.referringwebsite.com")
+    assert stored[1][5] is None  # the add-to-cart example has no Referer
     assert json.loads(stored[1][6]) == {"origin": "https://www.yourwebsite.com"}
     assert stored[0][10] == stored[1][10]  # one visitor, from the identity data
 
@@ -255,6 +260,44 @@ async def test_one_request_with_every_example(tracify: Api) -> None:
     ]
     assert counts(tracify.engine.path)["hits"] == 1
     assert counts(tracify.engine.path)["events"] == 4
+
+
+def calc_group(dt: str) -> str:
+    """The seed's Python anonymization sample (``calcGroup``), as given."""
+    digest = hashlib.sha256(dt.encode()).hexdigest()
+    group = digest[:-5]
+    return hashlib.sha256(group.encode()).hexdigest()
+
+
+async def test_seed_anonymization_sample_makes_the_identity(tracify: Api) -> None:
+    """identity_data built with the seed's ``calcGroup``: the e-mail (1), the session id from
+    ``"192.168.1.1|Mozilla/5.0"`` (2), the IP (3) and the user agent (4). The e-mail is the
+    visitor across devices; without it, the session id is."""
+
+    def identity(ip: str, ua: str, email: str | None = None) -> dict[str, int]:
+        out = {calc_group(f"{ip}|{ua}"): 2, calc_group(ip): 3, calc_group(ua): 4}
+        return {calc_group(email): 1, **out} if email else out
+
+    sent = [
+        (PAGEVIEW, identity("192.168.1.1", "Mozilla/5.0", "billy@billy.com")),
+        (ADDTOCART, identity("10.0.0.7", "Safari/605.1.15", "billy@billy.com")),
+        (ADDTOCART, identity("192.168.1.1", "Mozilla/5.0")),
+    ]
+    for payload, ids in sent:
+        body = copy.deepcopy(payload)
+        body["events"][0]["identity_data"] = ids
+        ok(await send(tracify, body))
+    ((hit_visitor,),) = rows(tracify.engine.path, "SELECT visitor_hash FROM hits")
+    event_visitors = [e[10] for e in events(tracify)]
+    assert event_visitors[0] == hit_visitor != event_visitors[1]
+    # Neither the anonymized identifiers nor what they were made from are stored.
+    files = [Path(tracify.engine.path), Path(str(tracify.engine.path) + "-wal")]
+    stored = b"".join(f.read_bytes() for f in files if f.exists())
+    for payload, ids in sent:
+        for key in ids:
+            assert key.encode() not in stored
+    for raw in (b"billy@billy.com", b"192.168.1.1", b"10.0.0.7"):
+        assert raw not in stored
 
 
 async def test_url_parameters_object_and_identity_fallbacks(tracify: Api) -> None:
@@ -397,3 +440,32 @@ async def test_site_by_uid_or_id(api: Api) -> None:
         body = copy.deepcopy(ADDTOCART)
         body["events"][0]["customer_site_id"] = name
         ok(await send(api, body))
+
+
+@pytest.fixture
+async def limited(engine: tinytrack.Engine) -> AsyncIterator[Api]:
+    async for value in make_api(engine, rate_limit=2):
+        await value.engine.add_site_alias(value.site.id, CSID)
+        yield value
+
+
+async def test_rate_limit_is_429_with_retry_after(limited: Api) -> None:
+    statuses = [(await send(limited, ADDTOCART)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    r = await send(limited, ADDTOCART)
+    assert r.json() == {"success": False, "error": "Rate limit exceeded"}
+    assert int(r.headers["retry-after"]) >= 1
+    assert counts(limited.engine.path)["events"] == 2
+
+
+async def test_overloaded_is_503_with_retry_after(
+    tracify: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise Overloaded("Too many writes queued; retry shortly", retry_after=2)
+
+    monkeypatch.setattr(tracify.engine, "track_many", full)
+    r = await send(tracify, PURCHASE)
+    assert r.status_code == 503
+    assert r.json() == {"success": False, "error": "Too many writes queued; retry shortly"}
+    assert r.headers["retry-after"] == "2"
