@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -503,12 +504,14 @@ async def _export_to_stdout(
         total = await engine.count_rows(site_id, kind, start_date=start, end_date=end)
     rows = 0
     target = sys.stdout.buffer
+    chunks = await engine.export_csv(site_id, kind, start_date=start, end_date=end)
     try:
-        async for data in await engine.export_csv(site_id, kind, start_date=start, end_date=end):
-            target.write(data)  # the CLI's own loop: a blocking write stalls nobody
-            rows += data.count(b"\r\n")  # progress only (a quoted cell may hold a line end)
-            bar(max(rows - 1, 0), total)
-        target.flush()
+        async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+            async for data in chunks:
+                target.write(data)  # the CLI's own loop: a blocking write stalls nobody
+                rows += data.count(b"\r\n")  # progress only (a quoted cell may hold a line end)
+                bar(max(rows - 1, 0), total)
+            target.flush()
     except BrokenPipeError:  # `tinytrack export ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return max(rows - 1, 0)

@@ -271,12 +271,13 @@ def count(
 async def dicts(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, str]]:
     """Rows of an export as dicts of column -> cell text. Chunks hold whole rows."""
     header: list[str] | None = None
-    async for data in chunks:
-        for cells in csv.reader(io.StringIO(data.decode(), newline=""), strict=True):
-            if header is None:
-                header = cells
-            else:
-                yield dict(zip(header, cells, strict=True))
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async for data in chunks:
+            for cells in csv.reader(io.StringIO(data.decode(), newline=""), strict=True):
+                if header is None:
+                    header = cells
+                else:
+                    yield dict(zip(header, cells, strict=True))
 
 
 async def write_file(
@@ -291,11 +292,12 @@ async def write_file(
     rows = 0
     out = await asyncio.to_thread(partial.open, "wb")
     try:
-        async for data, n in chunks:
-            await asyncio.to_thread(out.write, data)
-            rows += n
-            if progress is not None and n:
-                progress(rows, total)
+        async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+            async for data, n in chunks:
+                await asyncio.to_thread(out.write, data)
+                rows += n
+                if progress is not None and n:
+                    progress(rows, total)
         await asyncio.to_thread(out.close)
         await asyncio.to_thread(os.replace, partial, path)
     except BaseException:
