@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,32 @@ async def test_leaderboard_equals_plain_sql_over_raw_hits(
     second = await engine.leaderboard(site.id, per_page=2, page=2)
     full = raw_leaderboard(engine.path, site.id, None)
     assert [r.path for r in first.leaderboard + second.leaderboard] == [r[0] for r in full[:4]]
+
+
+async def test_all_time_totals_are_built_for_an_older_database(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """A file from before the all-time totals (schema 4) gets them from its daily rollups when
+    a newer tinytrack opens it, and they stay exact as hits keep coming."""
+    engine = await tinytrack.Engine.open(db_path, clock=clock, maintenance=False)
+    site = await engine.create_site("https://example.com")
+    for i, path in enumerate(PATHS * 3):
+        clock.advance(3600 * (i % 5))
+        await engine.record_hit(site.id, tinytrack.HitIn(path=path, ip_address="8.8.8.8"))
+    await engine.close()
+    with sqlite3.connect(db_path) as conn:  # back to what schema 4 held
+        conn.execute("DELETE FROM hit_rollup_blocks WHERE level = 9")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+
+    engine = await tinytrack.Engine.open(db_path, clock=clock, maintenance=False)
+    try:
+        for extra in ([], [PATHS[-1]] * 7):
+            for path in extra:
+                await engine.record_hit(site.id, tinytrack.HitIn(path=path))
+            page = await engine.leaderboard(site.id, per_page=1000)
+            got = [(r.path, r.total_hits, r.unique_hits) for r in page.leaderboard]
+            assert got == raw_leaderboard(db_path, site.id, None)
+            assert got[0][0] == PATHS[-1] or not extra
+    finally:
+        await engine.close()

@@ -1304,19 +1304,16 @@ class Engine:
     ) -> LeaderboardPage:
         """All-time paths by hits, with unique hits and the share of all the site's hits.
 
-        Computed on every call from the rollups (days and the pyramid's blocks), which the
+        Read on every call from the all-time path totals (``pyramid.ALL_TIME``), which the
         writer keeps current in each write transaction: never stale, so nothing is cached."""
         site = await self._site_info(site_id)
         _check_page(page, per_page, params.MAX_PER_PAGE)
-        today = clock.utc_day(self._clock())
         async with self._read() as conn:
             first, total = await leaderboard.span_and_total(conn, site.id)
             groups: list[queries.GroupRow] = []
             count = 0
             if first is not None:
-                segments = pyramid.plan(
-                    first, max(today, first), self._writer.blocks_complete_until, local=False
-                )
+                segments = [(pyramid.ALL_TIME, 0, 0)]  # all-time rows the writer keeps
                 groups, count = await queries.grouped_from_rollups(
                     conn, site, "path", segments, False, page, per_page, value_like=path
                 )
@@ -1817,5 +1814,8 @@ def decode_event_batch(raw: bytes) -> list[EventIn | ValidationFailed]:
 
 
 async def _chunk_bytes(chunks: AsyncIterator[tuple[bytes, int]]) -> AsyncIterator[bytes]:
-    async for data, _rows in chunks:
-        yield data
+    # aclosing: a consumer that stops early closes the export's connection and prefetch now,
+    # not whenever the garbage collector gets to it (maybe after the event loop is gone).
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async for data, _rows in chunks:
+            yield data

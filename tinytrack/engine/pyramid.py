@@ -18,6 +18,10 @@ from __future__ import annotations
 from typing import Final
 
 LEVELS: Final = (3, 2, 1)  # largest first, for the greedy decomposition
+# Not a block size: one row per (site, path) with its all-time totals (utc_block = local_block =
+# 0), kept by the writer in every write transaction, so the all-time leaderboard reads one row per
+# path (3,000 on the benchmark database) instead of every block and day since the first hit.
+ALL_TIME: Final = 9
 BLOCK_DAYS: Final = {level: 4**level for level in LEVELS}
 
 Segment = tuple[int, int, int]  # (level, first, last): level 0 = days, else block numbers

@@ -261,4 +261,18 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    (
+        5,
+        (
+            # All-time totals per path for the leaderboard (pyramid.ALL_TIME = level 9, blocks
+            # 0/0), from the daily rollups; the writer keeps them current from here on.
+            """INSERT INTO hit_rollup_blocks
+                   (site_id, dim, level, utc_block, local_block, value, hits, uniques)
+               SELECT site_id, dim, 9, 0, 0, value, SUM(hits), SUM(uniques) FROM hit_rollups
+               WHERE dim = 1 GROUP BY site_id, value""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -379,6 +379,8 @@ class Writer:
                                     new_seen[hit.utc_day].add(hit.unique_hash)
                             inserts.append((next_id, *hit[:13], unique))
                             _add_rollups(rollups, hit, unique)
+                            _count(blocks, [(hit.site_id, _PATH_CODE, pyramid.ALL_TIME, 0, 0,
+                                             hit[_PATH_INDEX] or "")], unique)  # fmt: skip
                             if hit.utc_day < complete_until:  # late: its blocks may exist
                                 _add_block_rollups(blocks, hit, unique, complete_until)
                             if hit.utc_day < journeys_until:
@@ -473,6 +475,8 @@ def _remember(seen: dict[int, set[str]], new_seen: dict[int, set[str]]) -> None:
 
 # (rollup code, HitRow index) for each dimension, resolved once instead of getattr per hit.
 _DIM_INDEXES = tuple((code, HitRow._fields.index(column)) for code, column in _DIM_FIELDS)
+_PATH_CODE, _PATH_COLUMN = DIMENSIONS["path"]
+_PATH_INDEX = HitRow._fields.index(_PATH_COLUMN)
 
 
 _EVENT_DIM_INDEXES = tuple(
