@@ -293,7 +293,7 @@ async def test_seed_anonymization_sample_makes_the_identity(tracify: Api) -> Non
     # Neither the anonymized identifiers nor what they were made from are stored.
     files = [Path(tracify.engine.path), Path(str(tracify.engine.path) + "-wal")]
     stored = b"".join(f.read_bytes() for f in files if f.exists())
-    for payload, ids in sent:
+    for _payload, ids in sent:
         for key in ids:
             assert key.encode() not in stored
     for raw in (b"billy@billy.com", b"192.168.1.1", b"10.0.0.7"):
@@ -384,6 +384,27 @@ async def test_all_events_invalid_is_400_and_stores_nothing(tracify: Api) -> Non
         "Revenue must be a decimal number with at most 6 decimal places"
     ]
     assert counts(tracify.engine.path) == before
+
+
+async def test_conversion_without_its_required_fields_is_rejected(tracify: Api) -> None:
+    """``conversion_id``, ``currency`` and ``amount`` are "Required for ... conversion events"."""
+    body = json.loads(CONVERSION_TEXT.replace('"100.00",\n', '"100.00"\n'))
+    data = body["events"][0]["data"]
+    del data["conversion_id"], data["currency"], data["amount"]
+    r = await send(tracify, body)
+    assert r.status_code == 400
+    assert r.json()["results"] == [
+        {
+            "index": 0,
+            "status": "error",
+            "errors": [
+                "data.conversion_id is required for conversion events",
+                "data.currency is required: a 3-letter ISO 4217 code such as EUR",
+                "data.amount is required for conversion events",
+            ],
+        }
+    ]
+    assert counts(tracify.engine.path) == {t: 0 for t in counts(tracify.engine.path)}
 
 
 @pytest.mark.parametrize(

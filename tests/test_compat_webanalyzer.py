@@ -15,6 +15,7 @@ import tinytrack
 from tests.compat_support import counts, rows
 from tests.conftest import Api
 from tinytrack.config import Settings
+from tinytrack.errors import Overloaded
 from tinytrack.server.app import create_app
 
 VISITOR = "550e8400-e29b-41d4-a716-446655440000"
@@ -234,6 +235,31 @@ async def test_seed_code_examples(
     assert stored(api)[0][5] == micros
 
 
+async def test_url_and_referrer_fields(api: Api) -> None:
+    """The table's ``url`` and ``referrer`` ("for attribution purposes"), and the SDK samples'
+    default empty payload (Node ``payload = {}``, Ruby ``payload: {}``)."""
+    r = await post(
+        api,
+        {
+            "name": "signup",
+            "payload": {},
+            "url": "https://example.com/pricing?plan=pro",
+            "referrer": "https://news.ycombinator.com/item?id=1",
+        },
+    )
+    assert r.status_code == 200
+    assert r.json() == {"ok": True, "event_id": stored(api)[0][0]}
+    assert rows(api.engine.path, "SELECT name, properties, path, referrer, source FROM events") == [
+        (
+            "webanalyzer.signup",
+            None,
+            "/pricing",
+            "https://news.ycombinator.com/item?id=1",
+            "hackernews",  # the referrer's source, as for any tinytrack event
+        )
+    ]
+
+
 async def test_payload_values_are_cast_to_strings_and_names_kept_when_dotted(api: Api) -> None:
     r = await post(
         api,
@@ -352,3 +378,39 @@ async def test_rate_limit_is_per_key_per_minute(limited: Api) -> None:
     assert body["ok"] is False and body["error"] == "rate_limit_exceeded"
     assert body["retry_after"] == int(r.headers["retry-after"]) >= 1
     assert (await post(limited, {"name": "x"}, key=limited.read_key)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "code", "retry_after"),
+    [
+        (
+            Overloaded("Too many writes queued; retry shortly", retry_after=2),
+            503,
+            "server_error",
+            2,
+        ),
+        (RuntimeError("boom"), 500, "server_error", None),
+    ],
+)
+async def test_server_errors(
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: Exception,
+    status: int,
+    code: str,
+    retry_after: int | None,
+) -> None:
+    """``500 server_error`` ("Retry with exponential backoff"); a full write queue is 503 with
+    ``Retry-After``, as the seed's retry sample expects."""
+
+    async def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(api.engine, "track_many", failing)
+    for batch in (False, True):
+        body = {"events": [{"name": "x"}]} if batch else {"name": "x"}
+        r = await post(api, body, batch=batch)
+        assert r.status_code == status
+        assert r.json()["ok"] is False and r.json()["error"] == code
+        assert r.json().get("retry_after") == retry_after
+        assert r.headers.get("retry-after") == (None if retry_after is None else str(retry_after))

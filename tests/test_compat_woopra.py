@@ -17,6 +17,7 @@ import pytest
 import tinytrack
 from tests.compat_support import counts, rows
 from tests.conftest import FIREFOX_LINUX, Api, FakeClock
+from tinytrack.errors import Overloaded
 from tinytrack.testing import serve
 
 SEED_QUERY = (
@@ -138,6 +139,24 @@ async def test_page_view_with_campaign_data(api: Api) -> None:
         ("/docs", "https://example.com/docs?utm_source=x&utm_medium=email", "x", None),
     ]
     assert counts(api.engine.path)["events"] == 0
+
+
+async def test_conventional_campaign_fields(api: Api) -> None:
+    """The seed's conventional fields: "Sending ce_campaign_name will ... display the campaign
+    data for that event". They stay event properties; ``ce_campaign_source`` is the source."""
+    r = await track(
+        api,
+        project="example.com",
+        event="bark",
+        cookie="c1",
+        ce_campaign_name="Teach Speak Command",
+        ce_campaign_source="newsletter",
+        referer="https://news.ycombinator.com/",
+    )
+    assert (r.status_code, r.headers["x-tinytrack-result"]) == (200, "created")
+    ((name, props, _path, _url, source, _at, _visitor),) = events(api)
+    assert (name, source) == ("woopra.bark", "newsletter")
+    assert props == '{"campaign_name":"Teach Speak Command","campaign_source":"newsletter"}'
 
 
 async def test_identify_sets_visitor_properties_only(api: Api) -> None:
@@ -314,6 +333,22 @@ async def test_malformed_requests(api: Api) -> None:
     )
     assert r.status_code == 400
     assert counts(api.engine.path) == before
+
+
+async def test_overloaded_is_503_with_retry_after(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's "5XX -- There has been a server error": a full write queue, Retry-After."""
+
+    async def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise Overloaded("Too many writes queued; retry shortly", retry_after=2)
+
+    monkeypatch.setattr(api.engine, "track", full)
+    for endpoint in ("ce", "identify", "ping"):
+        r = await track(api, endpoint, project="example.com", event="x", cookie="c1")
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "2"
+        assert r.headers["x-tinytrack-result"] == "error: Too many writes queued; retry shortly"
 
 
 # -- the official Python SDK (PyPI "woopra"), against a real server on loopback -------------------
