@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,40 @@ async def test_memory_database_works_like_a_file() -> None:
         page = await engine.hits(site.id, grouped=True)
         assert isinstance(page, tinytrack.GroupedHitsPage)
         assert page.grouped_hits[0]["views"] == 20
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        tinytrack.TrackIn(kind="pageview", path="/a", visitor_id="v", session_timeout=1800,
+                          referrer="https://news.example/", referrer_once=True,
+                          visitor_properties={"plan": "pro"}, session_properties={"ab": "b"}),
+        tinytrack.TrackIn(kind="goal", goal="Signed up", revenue=9.5, visitor_id="v",
+                          session_timeout=1800),
+        tinytrack.TrackIn(kind="event", event="video.play", visitor_id="v", session_timeout=60),
+    ],
+)  # fmt: skip
+async def test_a_tracked_action_that_fails_at_its_insert_leaves_nothing(
+    engine: tinytrack.Engine, db_path: Path, monkeypatch: pytest.MonkeyPatch, item: Any
+) -> None:
+    """Sessions, goals and properties are written in the transaction of the hit or event they
+    come with: when its insert fails, none of them stays (a retry must not count twice)."""
+    from tinytrack.engine import writer
+
+    site = await engine.create_site("https://example.com")
+    monkeypatch.setattr(writer, "INSERT_HIT", "INSERT INTO no_such_table VALUES (1)")
+    monkeypatch.setattr(writer, "INSERT_EVENT", "INSERT INTO no_such_table VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError):
+        await engine.track(site.id, item)
+    tables = ("hits", "events", "sessions", "goals", "visitor_properties")
+    with sqlite3.connect(db_path) as conn:
+        assert {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables} == (
+            dict.fromkeys(tables, 0)
+        )
+    monkeypatch.undo()
+    done = await engine.track(site.id, item)  # the retry is the first and only record
+    assert done.status == "created" and done.session_id == 1
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT id, actions FROM sessions").fetchall() == [
+            (1, 0 if item.kind == "goal" else 1)
+        ]

@@ -183,38 +183,58 @@ async def track(writer: Writer, site: SiteInfo, item: TrackIn, *, now: int, salt
         return await db.on_connection_thread(conn, step)
 
     needs_job = keeps_session or bool(item.visitor_properties)
-    done = await writer.run(job) if needs_job else _Step()
+    if prepared is None:  # properties, custom data or a ping: the job is all there is
+        done = await writer.run(job) if needs_job else _Step()
+        who = done.session.visitor_hash if done.session is not None else visitor_hash
+        if kind == "ping" and done.session is None:
+            return Tracked(status="ignored", kind=kind, reason=NO_OPEN_SESSION, visitor_hash=who)
+        session_id = done.session.id if done.session is not None else None
+        return Tracked(status="updated", kind=kind, session_id=session_id, visitor_hash=who)
+
+    row: HitRow | EventRow = prepared
+    decided: list[tuple[_Step, HitRow | EventRow, int | None]] = []
+
+    def final_row(done: _Step) -> tuple[HitRow | EventRow, int | None]:
+        """The row as the session / goal step decided it (referrer once, goal name, ids)."""
+        session = done.session
+        options: dict[str, Any] = {}
+        if item.referrer_once and session is not None and not done.first:
+            options["referrer"] = False
+        goal_id: int | None = None
+        if done.goal is not None:
+            goal_id, goal_name = done.goal
+            assert session is not None
+            options.update(
+                name=goals.PREFIX + goal_name,
+                order_id=goals.order_id(goal_id, session.id),
+                extra={"goal_id": goal_id, "session_id": session.id},
+            )
+        final = row
+        if options:
+            again = _prepare(site, item, at, salt, **options)
+            assert again is not None and not isinstance(again, Ignored)
+            final = again
+        if session is not None:
+            final = final._replace(visitor_hash=session.visitor_hash)
+        return final, goal_id
+
+    def before(conn: sqlite3.Connection) -> list[Any]:
+        # The session / goal / properties step and the row commit in ONE transaction: a
+        # request refused or failing at the insert leaves no session or goal behind.
+        done = step(conn)
+        final, goal_id = final_row(done)
+        decided[:] = [(done, final, goal_id)]
+        return [final]
+
+    hook = before if needs_job else None
+    if isinstance(row, HitRow):
+        (stored,) = await writer.insert_hits([row], before=hook)
+    else:
+        (stored,) = await writer.insert_events([row], before=hook)
+    done, prepared, goal_id = decided[0] if decided else (_Step(), row, None)
     session = done.session
     session_id = session.id if session is not None else None
     who = session.visitor_hash if session is not None else visitor_hash
-    if kind == "ping" and session is None:
-        return Tracked(status="ignored", kind=kind, reason=NO_OPEN_SESSION, visitor_hash=who)
-    if prepared is None:
-        return Tracked(status="updated", kind=kind, session_id=session_id, visitor_hash=who)
-
-    options: dict[str, Any] = {}
-    if item.referrer_once and session is not None and not done.first:
-        options["referrer"] = False
-    goal_id: int | None = None
-    if done.goal is not None:
-        goal_id, goal_name = done.goal
-        assert session_id is not None
-        options.update(
-            name=goals.PREFIX + goal_name,
-            order_id=goals.order_id(goal_id, session_id),
-            extra={"goal_id": goal_id, "session_id": session_id},
-        )
-    if options:
-        again = _prepare(site, item, at, salt, **options)
-        assert again is not None and not isinstance(again, Ignored)
-        prepared = again
-    if session is not None:
-        prepared = prepared._replace(visitor_hash=session.visitor_hash)
-
-    if isinstance(prepared, HitRow):
-        (stored,) = await writer.insert_hits([prepared])
-    else:
-        (stored,) = await writer.insert_events([prepared])
     result = Tracked(
         status="created",
         kind=kind,

@@ -117,11 +117,18 @@ WHERE site_id = ? AND created_at >= ? AND created_at < ? AND is_unique = 1
 SITE_IDS = "SELECT id FROM sites"
 
 
+# Run first inside the job's write transaction, on the writer's thread; returns the rows to
+# insert (as many as were queued), so bookkeeping the rows depend on (sessions, goals) commits
+# together with them or not at all.
+Before = Callable[[sqlite3.Connection], list[Any]]
+
+
 @dataclass(eq=False)
 class _HitJob:
     rows: list[HitRow]
     future: asyncio.Future[list[Stored]]
     uniques: list[int] | None = None  # given unique flags (restoring an export) or computed
+    before: Before | None = None
 
 
 @dataclass(eq=False)
@@ -129,6 +136,7 @@ class _EventJob:
     rows: list[EventRow]
     future: asyncio.Future[list[Stored]]
     uniques: list[int] | None = None
+    before: Before | None = None
 
 
 @dataclass(eq=False)
@@ -219,26 +227,33 @@ class Writer:
             raise Overloaded("Too many writes queued; retry shortly", retry_after=1)
 
     async def insert_hits(
-        self, rows: list[HitRow], *, uniques: list[int] | None = None
+        self, rows: list[HitRow], *, uniques: list[int] | None = None, before: Before | None = None
     ) -> list[Stored]:
         """Queue rows and wait until they are committed; returns their ids and unique flags.
         ``uniques`` gives the flags instead of computing them (restoring exported rows of past
-        days, whose hashes the writer no longer holds in memory)."""
+        days, whose hashes the writer no longer holds in memory). ``before(conn)``, if given,
+        runs first in the same transaction and returns the rows to insert instead (as many);
+        what it raises fails this call alone, with nothing of it written."""
         self._check_open(len(rows))
         future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._pending_rows += len(rows)
-        self._queue.put_nowait(_HitJob(rows, future, uniques))
+        self._queue.put_nowait(_HitJob(rows, future, uniques, before))
         return await future
 
     async def insert_events(
-        self, rows: list[EventRow], *, uniques: list[int] | None = None
+        self,
+        rows: list[EventRow],
+        *,
+        uniques: list[int] | None = None,
+        before: Before | None = None,
     ) -> list[Stored]:
         """Queue events and wait until committed; a repeated order id is not inserted again
-        (its ``Stored`` has ``duplicate=True`` and the first event's id)."""
+        (its ``Stored`` has ``duplicate=True`` and the first event's id). ``before`` as for
+        ``insert_hits``."""
         self._check_open(len(rows))
         future: asyncio.Future[list[Stored]] = asyncio.get_running_loop().create_future()
         self._pending_rows += len(rows)
-        self._queue.put_nowait(_EventJob(rows, future, uniques))
+        self._queue.put_nowait(_EventJob(rows, future, uniques, before))
         return await future
 
     async def run(
@@ -365,6 +380,11 @@ class Writer:
                 next_id = next_event_id = -1
                 for job in jobs:
                     stored: list[Stored] = []
+                    if job.before is not None:
+                        rows = job.before(raw)
+                        if len(rows) != len(job.rows):
+                            raise ValueError("a before step must return as many rows")
+                        job.rows = rows
                     if isinstance(job, _HitJob):
                         if next_id < 0:
                             next_id = int(raw.execute(MAX_HIT_ID).fetchone()[0])
