@@ -537,3 +537,26 @@ async def test_kept_raw_day_follows_new_late_and_deleted_hits(
     assert got.summary.total_visitors == len(
         reference(raw_hits(db_path), site.id, "UTC", date(0), date(0))["user_journeys"]
     )
+
+
+async def test_maintenance_groups_todays_journeys_ahead_of_queries(
+    engine: tinytrack.Engine, clock: FakeClock, db_path: Path
+) -> None:
+    busy = await engine.create_site("https://busy.example")
+    quiet = await engine.create_site("https://quiet.example")
+    idle = await engine.create_site("https://idle.example")  # no hits today: nothing to group
+    clock.now = START + 3600
+    await traffic(engine, clock, random.Random(3), [busy, quiet], set(), START + 8 * 3600)
+    assert await engine.warm_journeys() == 2
+    today = int(clock.now) // DAY
+    kept = engine._raw_days._days  # white box: what the next query starts from
+    with sqlite3.connect(db_path) as conn:
+        for site in (busy, quiet):
+            (hits,) = conn.execute(
+                "SELECT COUNT(*) FROM hits WHERE site_id = ?", (site.id,)
+            ).fetchone()
+            assert kept[(site.id, today)].rows == hits > 0
+    conn.close()
+    assert (idle.id, today) not in kept
+    await traffic(engine, clock, random.Random(4), [busy], set(), START + 12 * 3600)
+    await assert_matches_reference(engine, db_path, busy, [(date(0), date(0))])

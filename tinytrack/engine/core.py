@@ -1637,9 +1637,24 @@ class Engine:
             await self._writer.run(build, after_commit=advance)
         return len(todo)
 
+    async def warm_journeys(self) -> int:
+        """Group today's journeys of the busiest sites ahead of queries (runs hourly), so the
+        first journeys query of an hour reads at most that hour's hits; returns how many sites."""
+        today = clock.utc_day(self._clock())
+        async with self._read() as conn:
+            return await db.on_connection_thread(
+                conn, lambda raw: journeys.warm(raw, self._raw_days, today)
+            )
+
     async def _maintain(self) -> None:
         while True:
-            for task in (self.purge_user_agents, self.compact_rollups, self.build_journeys):
+            tasks = (
+                self.purge_user_agents,
+                self.compact_rollups,
+                self.build_journeys,
+                self.warm_journeys,
+            )
+            for task in tasks:
                 try:
                     await task()
                 except Exception:
