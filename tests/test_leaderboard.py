@@ -136,6 +136,7 @@ async def test_all_time_totals_are_built_for_an_older_database(
     await engine.close()
     with sqlite3.connect(db_path) as conn:  # back to what schema 4 held
         conn.execute("DELETE FROM hit_rollup_blocks WHERE level = 9")
+        conn.execute("DROP INDEX events_revenue")  # schema 6
         conn.execute("PRAGMA user_version = 4")
     conn.close()
 
