@@ -272,7 +272,7 @@ async def test_http_export_headers_body_and_errors(api: Api) -> None:
         ("{id}", {}, {"Authorization": "Basic abc"}, 401, None),
         ("999", {}, "ro", 404, "Site not found"),
         ("abc", {}, "ro", 404, "Site not found"),
-        ("{id}", {"kind": "everything"}, "ro", 400, "kind must be hits, events or kudos"),
+        ("{id}", {"kind": "everything"}, "ro", 400, "kind must be hits, events, kudos or visitors"),
         ("{id}", {"start_date": "2026-13-01"}, "ro", 400, None),
         ("{id}", {"start_date": "2026-02-15", "end_date": "2026-02-01"}, "ro", 400, None),
         ("{id}", {"time_zone": "mars"}, "ro", 400, None),
@@ -500,3 +500,62 @@ def test_exports_yield_to_heavy_ingestion() -> None:
     assert csv_export.pause_after(0.02, int(busy * 0.02) - 1) == 0.0
     assert csv_export.pause_after(0.02, int(busy * 0.02) + 1) == 0.02 * csv_export.PAUSE_RATIO
     assert csv_export.pause_after(0.0, 10) == 0.0
+
+
+async def test_visitor_properties_export_and_import(
+    api: Api, clock: FakeClock, tmp_path: Path
+) -> None:
+    """``kind=visitors``: the properties other tools' formats set on visitors, one row per
+    visitor and key with the stored JSON value; imported back, a newer stored value wins."""
+    engine, site = api.engine, api.site
+    for who, props in (("ann", {"plan": "pro", "seats": 3}), ("bob", {"=cmd": "-1", "ok": True})):
+        await engine.track(
+            site.id, tinytrack.TrackIn(kind="visit", visitor_id=who, visitor_properties=props)
+        )
+    r = await api.client.get(
+        f"/api/v1/sites/{site.id}/export.csv", params={"kind": "visitors"}, headers=api.auth()
+    )
+    assert r.status_code == 200
+    assert r.headers["content-disposition"].endswith('-visitors.csv"')
+    assert r.content == await export_all(engine, site.id, "visitors")
+    lines = r.text.split("\r\n")
+    assert lines[0] == "updated_at,visitor_hash,key,value"
+    stamp = "2026-02-14T10:00:00Z"
+    cells = [row.split(",", 1)[1] for row in lines[1:-1]]  # without the time
+    # (visitor hashes are opaque: the other cells are compared)
+    assert all(row.startswith(stamp) for row in lines[1:-1]) and lines[-1] == ""
+    assert sorted(c.split(",", 1)[1] for c in cells) == sorted(
+        ['plan,"""pro"""', "seats,3", '\'=cmd,"""-1"""', "ok,true"]
+    )
+    path = tmp_path / "visitors.csv"
+    path.write_bytes(r.content)
+    copy = await engine.create_site("https://copy.example")
+    report = await engine.import_csv(copy.id, path)
+    assert (report.kind, report.imported, report.rejected_count) == ("visitors", 4, 0)
+    assert await export_all(engine, copy.id, "visitors") == r.content
+    again = await engine.import_csv(copy.id, path)
+    assert (again.imported, again.duplicates) == (0, 4)
+
+    # A value set later than the file's is kept; bad rows are reported by line.
+    ann = next(h for h in parse(r.content) if h["key"] == "plan")["visitor_hash"]
+    later = tmp_path / "later.csv"
+    later.write_text(
+        f'updated_at,visitor_hash,key,value\r\n2026-02-14T10:01:00Z,{ann},plan,"""team"""\r\n',
+        newline="",
+    )
+    assert (await engine.import_csv(copy.id, later)).imported == 1
+    path.write_text(
+        "updated_at,visitor_hash,key,value\r\n"
+        f'{stamp},{ann},plan,"""free"""\r\n'
+        f"{stamp},{ann},plan,free\r\n"
+        f"{stamp},not a hash,plan,1\r\n"
+        f"{stamp},{ann},{'k' * 65},1\r\n"
+        f"{stamp},{ann},list,[1]\r\n",
+        newline="",
+    )
+    report = await engine.import_csv(copy.id, path)
+    assert (report.imported, report.duplicates) == (0, 1)
+    assert [(row.line, row.reason.split(" ")[0]) for row in report.rejected] == [
+        (3, "value"), (4, "visitor_hash"), (5, "key"), (6, "value"),
+    ]  # fmt: skip
+    assert (await engine.visitor_properties(copy.id, ann))["plan"] == "team"

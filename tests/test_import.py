@@ -24,7 +24,7 @@ from tests.conftest import FIREFOX_LINUX, SAFARI_MAC, T0, FakeClock
 from tinytrack.engine import csv_import
 from tinytrack.errors import InvalidParameter, Overloaded
 
-KINDS = ("hits", "events", "kudos")
+KINDS = ("hits", "events", "kudos", "visitors")
 
 awkward = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30
@@ -84,6 +84,22 @@ async def fill(engine: tinytrack.Engine, clock: FakeClock, site_id: int, data: A
         await engine.create_kudo(
             site_id,
             tinytrack.KudoIn(path="/" + data.draw(cell), custom_uid=data.draw(st.none() | cell)),
+        )
+        # Visitor properties (other tools' formats), some replaced on a later day.
+        await engine.track(
+            site_id,
+            tinytrack.TrackIn(
+                kind="visit",
+                visitor_id=data.draw(st.sampled_from(["a", "b", "c"])),
+                visitor_properties=data.draw(
+                    st.dictionaries(
+                        st.sampled_from(["plan", "=x", "a,b", "é"]) | cell,
+                        cell | st.integers(-5, 5) | st.booleans() | st.floats(-1e6, 1e6),
+                        min_size=1,
+                        max_size=3,
+                    )
+                ),
+            ),
         )
         clock.advance(data.draw(st.integers(0, 90_000)))
 

@@ -150,9 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     secure.add_argument("site", help="site id or uid")
     secure.add_argument("state", choices=["on", "off"], help="on or off")
 
-    export = with_db(sub.add_parser("export", help="write a site's hits, events or kudos as CSV"))
+    export = with_db(
+        sub.add_parser("export", help="write a site's hits, events, kudos or visitors as CSV")
+    )
     export.add_argument("--site", required=True, help="site id or uid")
-    export.add_argument("--kind", choices=["hits", "events", "kudos"], default="hits")
+    export.add_argument("--kind", choices=["hits", "events", "kudos", "visitors"], default="hits")
     export.add_argument("--start", default=None, help="first day, YYYY-MM-DD (default: all)")
     export.add_argument("--end", default=None, help="last day, YYYY-MM-DD")
     export.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")

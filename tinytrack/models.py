@@ -532,7 +532,7 @@ class Traffic(Struct, kw_only=True):
 # ---------------------------------------------------------------------------------------------
 # CSV import
 
-ExportKind = Literal["hits", "events", "kudos"]
+ExportKind = Literal["hits", "events", "kudos", "visitors"]
 
 
 class RejectedRow(Struct, kw_only=True):

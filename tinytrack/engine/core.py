@@ -931,7 +931,7 @@ class Engine:
     ) -> csv_export.Export:
         """Check the arguments (``NotFound``, ``InvalidParameter``) and fix the snapshot."""
         if kind not in csv_export.COLUMNS:
-            raise InvalidParameter("kind must be hits, events or kudos")
+            raise InvalidParameter("kind must be hits, events, kudos or visitors")
         site = await self._site_info(site_id)
         bounds = self._export_bounds(site, start_date, end_date, time_zone)
         cap = await self._on_reader(functools.partial(csv_export.max_id, kind=kind))
@@ -946,8 +946,9 @@ class Engine:
         end_date: dt.date | None = None,
         time_zone: TimeZoneMode = "utc",
     ) -> AsyncIterator[bytes]:
-        """CSV of a site's hits, events or kudos (RFC 4180, UTF-8, header row, UTC times; the
-        columns are in the README), as chunks of bytes, oldest first: the rows recorded before
+        """CSV of a site's hits, events, kudos or visitor properties (RFC 4180, UTF-8, header
+        row, UTC times; the columns are in the README), as chunks of bytes, oldest first (visitor
+        properties: by visitor hash and key): the rows recorded before
         this call. Without dates: the whole history; ``time_zone="user"`` reads the dates in
         the site's time zone. Streams in constant memory; each chunk is its own short read.
         Unknown site or bad arguments raise here, before the first chunk."""
@@ -1077,10 +1078,10 @@ class Engine:
             stored = await self._writer.insert_events(rows, uniques=uniques)
             return [not s.duplicate for s in stored]
 
+        insert_rows = csv_import.insert_visitors if kind == "visitors" else csv_import.insert_kudos
+
         async def insert(conn: aiosqlite.Connection) -> list[bool]:
-            return await db.on_connection_thread(
-                conn, functools.partial(csv_import.insert_kudos, rows=rows)
-            )
+            return await db.on_connection_thread(conn, functools.partial(insert_rows, rows=rows))
 
         return await self._writer.run(insert)
 

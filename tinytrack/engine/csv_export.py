@@ -32,7 +32,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from tinytrack.engine import clock
 from tinytrack.errors import InvalidParameter
@@ -66,7 +66,15 @@ EVENT_COLUMNS: Final = (
     "is_unique", "properties", "revenue", "currency", "order_id",
 )  # fmt: skip
 KUDO_COLUMNS: Final = ("created_at", "uid", "path")
-COLUMNS: Final = {"hits": HIT_COLUMNS, "events": EVENT_COLUMNS, "kudos": KUDO_COLUMNS}
+# Visitor properties (other tools' formats): ``value`` is the stored JSON (a string in quotes, a
+# number or true/false), so types survive the round trip.
+VISITOR_COLUMNS: Final = ("updated_at", "visitor_hash", "key", "value")
+COLUMNS: Final = {
+    "hits": HIT_COLUMNS,
+    "events": EVENT_COLUMNS,
+    "kudos": KUDO_COLUMNS,
+    "visitors": VISITOR_COLUMNS,
+}
 # CSV column -> stored column where the names differ.
 STORED: Final = {"event": "name", "revenue": "revenue_micros"}
 TABLES: Final = {"hits": "hits", "events": "events", "kudos": "kudos"}
@@ -170,7 +178,10 @@ def header(kind: str) -> bytes:
 
 
 def max_id(raw: sqlite3.Connection, kind: str) -> int:
-    """The snapshot cap: rows recorded later get larger ids and are left out."""
+    """The snapshot cap: rows recorded later get larger ids and are left out (visitor
+    properties have no ids: 0)."""
+    if kind not in MAX_ID:
+        return 0
     return int(raw.execute(MAX_ID[kind]).fetchone()[0])
 
 
@@ -198,18 +209,25 @@ class Export:
     cap: int
 
     @property
-    def start(self) -> tuple[int, int]:
+    def start(self) -> tuple[Any, Any]:
         """The key before the first row."""
+        if self.kind == "visitors":
+            return "", ""
         return self.bounds[0] - 1, 0
 
-    def chunk(self, after: tuple[int, int], raw: sqlite3.Connection) -> Chunk:
+    def chunk(self, after: tuple[Any, Any], raw: sqlite3.Connection) -> Chunk:
+        if self.kind == "visitors":
+            return visitor_chunk(raw, self.site_id, self.bounds, after)
         return chunk(raw, self.kind, self.site_id, self.bounds, after, self.cap)
 
     def count(self, raw: sqlite3.Connection) -> int:
+        if self.kind == "visitors":
+            return int(raw.execute(VISITOR_COUNT, (self.site_id, *self.bounds)).fetchone()[0])
         return count(raw, self.kind, self.site_id, self.bounds, self.cap)
 
 
-Chunk = tuple[bytes, tuple[int, int], int, bool]
+# (bytes, the key of the last row, rows, whether more may follow)
+Chunk = tuple[bytes, tuple[Any, Any], int, bool]
 
 
 def pause_after(spent: float, rows_committed: int) -> float:
@@ -305,3 +323,32 @@ async def write_file(
         partial.unlink(missing_ok=True)
         raise
     return rows
+
+
+# Visitor properties, in primary-key order (visitor hash, key), keyset-paginated; a date range
+# applies to when a property was last set. Small next to hits (at most 100 keys a visitor), so
+# the cells are formatted here with the csv module (same quoting and formula guards).
+VISITOR_CHUNK: Final = """
+SELECT updated_at, visitor_hash, key, value FROM visitor_properties
+WHERE site_id = ? AND (visitor_hash, key) > (?, ?) AND updated_at >= ? AND updated_at < ?
+ORDER BY visitor_hash, key LIMIT ?
+"""
+VISITOR_COUNT: Final = """
+SELECT COUNT(*) FROM visitor_properties WHERE site_id = ? AND updated_at >= ? AND updated_at < ?
+"""
+
+
+def visitor_chunk(
+    raw: sqlite3.Connection,
+    site_id: int,
+    bounds: tuple[int, int],
+    after: tuple[Any, Any],
+    limit: int = CHUNK_ROWS,
+) -> Chunk:
+    rows = raw.execute(VISITOR_CHUNK, (site_id, *after, *bounds, limit)).fetchall()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for at, visitor, key, value in rows:
+        writer.writerow((clock.iso(at), visitor, neutralise(key), neutralise(value)))
+    last = (rows[-1][1], rows[-1][2]) if rows else after
+    return out.getvalue().encode(), last, len(rows), len(rows) == limit

@@ -39,6 +39,7 @@ from tinytrack.models import ExportKind, ImportReport, RejectedRow
 
 BATCH: Final = 1000
 MAX_CELL: Final = 8192
+MAX_PROPERTY_KEY: Final = 64  # models.PropertyKey
 MAX_REJECTED: Final = 1000  # listed in the report; the rest are only counted
 FUTURE_SLACK: Final = 86_400  # rows dated later than this after now are refused
 _TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
@@ -62,6 +63,19 @@ EXISTING: Final = {
     "WHERE site_id = ? AND created_at IN (SELECT value FROM json_each(?))"
     for kind, columns in KEY_COLUMNS.items()
 }
+EXISTING["visitors"] = (
+    "SELECT updated_at, visitor_hash, key, value FROM visitor_properties "
+    "WHERE site_id = ? AND updated_at IN (SELECT value FROM json_each(?))"
+)
+# A property is set when the file's value is at least as recent as the stored one (a newer
+# value already stored wins, and the row counts as skipped).
+UPSERT_VISITOR: Final = """
+INSERT INTO visitor_properties (site_id, visitor_hash, key, value, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (site_id, visitor_hash, key) DO UPDATE
+SET value = excluded.value, updated_at = excluded.updated_at
+WHERE excluded.updated_at >= visitor_properties.updated_at
+"""
 INSERT_KUDO: Final = (
     "INSERT OR IGNORE INTO kudos (site_id, uid, path, created_at) VALUES (?, ?, ?, ?)"
 )
@@ -89,6 +103,8 @@ def kind_of(header: list[str]) -> ExportKind:
         return "events"
     if tuple(header) == COLUMNS["kudos"]:
         return "kudos"
+    if tuple(header) == COLUMNS["visitors"]:
+        return "visitors"
     expected = "; ".join(f"{k}: {','.join(c)}" for k, c in COLUMNS.items())
     raise InvalidParameter(f"not a tinytrack export: the header must be one of ({expected})")
 
@@ -273,10 +289,36 @@ def kudo(cells: list[str], rules: Rules) -> Parsed:
     return Parsed((rules.site.id, uid, path, at), 0, at, (uid, path))
 
 
+def visitor(cells: list[str], rules: Rules) -> Parsed:
+    _cells(cells, "visitors")
+    updated, visitor_hash, key, value = cells
+    at = _time(updated, rules)
+    _token(visitor_hash, "visitor_hash")
+    if not key or len(key) > MAX_PROPERTY_KEY:
+        raise ValueError(f"key must be 1 to {MAX_PROPERTY_KEY} characters")
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        raise ValueError(
+            "value must be JSON: a string in quotes, a number, true or false"
+        ) from None
+    if not isinstance(decoded, str | int | float | bool):
+        raise ValueError("value must be JSON: a string in quotes, a number, true or false")
+    row = (rules.site.id, visitor_hash, key, value, at)
+    return Parsed(row, 0, at, (visitor_hash, key, value))
+
+
+def insert_visitors(raw: sqlite3.Connection, rows: list[Any]) -> list[bool]:
+    """Set visitor properties on the writer's connection (inside its transaction); True where
+    the file's value was stored."""
+    return [raw.execute(UPSERT_VISITOR, row).rowcount == 1 for row in rows]
+
+
 PARSERS: Final[dict[str, Callable[[list[str], Rules], Parsed]]] = {
     "hits": hit,
     "events": event,
     "kudos": kudo,
+    "visitors": visitor,
 }
 
 

@@ -117,8 +117,8 @@ def parse_export_params(params: Mapping[str, str]) -> dict[str, Any]:
     """Keyword arguments for ``Engine.export_csv``: ``kind`` (default hits) and dates."""
     out = _range_params(params)
     kind = params.get("kind", "hits")
-    if kind not in ("hits", "events", "kudos"):
-        raise InvalidParameter("kind must be hits, events or kudos")
+    if kind not in ("hits", "events", "kudos", "visitors"):
+        raise InvalidParameter("kind must be hits, events, kudos or visitors")
     out["kind"] = kind
     return out
 

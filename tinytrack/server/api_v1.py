@@ -376,14 +376,14 @@ async def read_kudos(
 
 @get(
     "/api/v1/sites/{site_id:str}/export.csv",
-    summary="Export hits, events or kudos as CSV (streamed)",
+    summary="Export hits, events, kudos or visitor properties as CSV (streamed)",
     tags=["export"],
     media_type="text/csv",
 )
 async def export_csv(
     request: Request[Any, Any, Any],
     site_id: FromPath[str],
-    kind: Annotated[Q, _q("hits (default), events or kudos")] = None,
+    kind: Annotated[Q, _q("hits (default), events, kudos or visitors")] = None,
     start_date: Annotated[Q, _q("First day, YYYY-MM-DD (default: the whole history)")] = None,
     end_date: Annotated[Q, _q("Last day, YYYY-MM-DD, inclusive")] = None,
     time_zone: Annotated[Q, _q("utc (default) or user: the site's time zone")] = None,

@@ -197,8 +197,8 @@ async def export_csv(
     session, _secret = await _session(request)
     if session is None:
         return _forbidden()
-    if kind not in ("hits", "events", "kudos"):
-        raise InvalidParameter("kind must be hits, events or kudos")
+    if kind not in ("hits", "events", "kudos", "visitors"):
+        raise InvalidParameter("kind must be hits, events, kudos or visitors")
     engine = _engine(request)
     site = await engine.get_site(site_id)
     chunks = await engine.export_csv(site_id, kind)  # type: ignore[arg-type]
