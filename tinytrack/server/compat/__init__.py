@@ -36,6 +36,17 @@ FORM_BODY_LIMIT = 64 * 1024
 FULL_ACCESS_NEEDED = "This endpoint requires a full-access API key"
 
 
+class Answer(Exception):
+    """Raised inside a dialect's handler to answer at once with ``status`` (and headers), in
+    that dialect's own shape."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
 def parse_pairs(raw: str | bytes) -> list[tuple[str, str]]:
     """``a=1&b[c]=2`` -> pairs (blank values kept); ``ValidationFailed`` past ``MAX_FIELDS``."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

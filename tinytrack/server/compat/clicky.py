@@ -50,14 +50,6 @@ ACTION_TYPES = ("pageview", "download", "outbound", "click")
 MAX_TITLE = 1024
 
 
-class _Answer(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
 def _text_response(status: int, body: str, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         body,
@@ -70,7 +62,7 @@ def _text_response(status: int, body: str, headers: dict[str, str] | None = None
 def _required(params: dict[str, str], name: str) -> str:
     value = params.get(name, "").strip()
     if not value:
-        raise _Answer(400, f"{name} is required")
+        raise compat.Answer(400, f"{name} is required")
     return value
 
 
@@ -79,18 +71,19 @@ async def _site_and_key(request: Request[Any, Any, Any], params: dict[str, str])
     site_name = _required(params, "site_id")
     token = params.get("sitekey_admin", "").strip()
     if not token:
-        raise _Answer(403, "sitekey_admin is required")
+        raise compat.Answer(403, "sitekey_admin is required")
     try:
         key = await compat.full_access_key(state, token)
     except (AuthError, AccessDenied):
-        raise _Answer(403, "invalid sitekey_admin (a full-access API key is needed)") from None
+        message = "invalid sitekey_admin (a full-access API key is needed)"
+        raise compat.Answer(403, message) from None
     wait = state.limiter.hit(key.id)
     if wait:
-        raise _Answer(429, "rate limit exceeded", {"Retry-After": str(wait)})
+        raise compat.Answer(429, "rate limit exceeded", {"Retry-After": str(wait)})
     try:
         return await compat.engine_of(state).find_site(site_name)
     except NotFound:
-        raise _Answer(404, "unknown site_id") from None
+        raise compat.Answer(404, "unknown site_id") from None
 
 
 def _who(request: Request[Any, Any, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -100,7 +93,7 @@ def _who(request: Request[Any, Any, Any], params: dict[str, str]) -> dict[str, A
     raw_session = params.get("session_id", "").strip()
     if raw_session:
         if not raw_session.isascii() or not raw_session.isdigit() or len(raw_session) > 18:
-            raise _Answer(400, "session_id must be a number")
+            raise compat.Answer(400, "session_id must be a number")
         out["session_id"] = int(raw_session)
     ip = compat.ip_or_none(params.get("ip_address"), "ip_address")
     if ip is None and "session_id" not in out:
@@ -152,14 +145,14 @@ async def _log(request: Request[Any, Any, Any]) -> Response[str]:
     if kind == "custom":
         custom = compat.bracketed(params, "custom")
         if not custom:
-            raise _Answer(400, "custom[...] is required for type=custom")
+            raise compat.Answer(400, "custom[...] is required for type=custom")
         # Custom data belongs to the session and, through it, to its visitor.
         fields.update(kind="visit", visitor_properties=custom, session_properties=custom)
     elif kind == "goal":
         goal = compat.bracketed(params, "goal")
         spec = goal.get("id", "").strip()
         if not spec:
-            raise _Answer(400, "goal[id] is required for type=goal")
+            raise compat.Answer(400, "goal[id] is required for type=goal")
         revenue = goal.get("revenue", "").strip()
         fields.update(kind="goal", goal=spec, revenue=revenue or None)
     else:
@@ -180,7 +173,7 @@ async def _log(request: Request[Any, Any, Any]) -> Response[str]:
 async def clicky_in(request: Request[Any, Any, Any]) -> Response[str]:
     try:
         return await _log(request)
-    except _Answer as answer:
+    except compat.Answer as answer:
         return _text_response(answer.status, f"error: {answer.message}", answer.headers)
     except ValidationFailed as exc:
         return _text_response(400, "error: " + "; ".join(exc.errors))

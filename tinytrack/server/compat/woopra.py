@@ -69,14 +69,6 @@ _LIBRARY_UA = re.compile(
 EXCLUDED = {ingest.IGNORED_PATH, ingest.EVENT_IGNORED, ingest.SITE_INACTIVE}
 
 
-class _Answer(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
 def _response(status: int, result: str, headers: dict[str, str] | None = None) -> Response[str]:
     # Woopra answers with a string of JavaScript for its browser tracker to run: an empty one.
     return Response(
@@ -136,19 +128,19 @@ def _token(header: str | None) -> str | None:
 async def _site(request: Request[Any, Any, Any], params: dict[str, str]) -> int:
     name = next((params[p].strip() for p in PROJECT_PARAMS if params.get(p, "").strip()), "")
     if not name:
-        raise _Answer(403, "ignored: no project")
+        raise compat.Answer(403, "ignored: no project")
     engine = compat.engine_of(request.app.state)
     try:
         site_id = await engine.find_site(name)
     except NotFound:
-        raise _Answer(403, "ignored: unknown project") from None
+        raise compat.Answer(403, "ignored: unknown project") from None
     if await engine.secure_tracking(site_id):
         try:
             await compat.full_access_key(
                 request.app.state, _token(request.headers.get("authorization"))
             )
         except (AuthError, AccessDenied):
-            raise _Answer(
+            raise compat.Answer(
                 401,
                 "ignored: secure tracking needs a full-access key",
                 {"WWW-Authenticate": "Basic"},
@@ -219,7 +211,7 @@ def _answer(result: Tracked) -> Response[str]:
 async def _handle(request: Request[Any, Any, Any], endpoint: str) -> Response[str]:
     try:
         return await _track(request, endpoint)
-    except _Answer as answer:
+    except compat.Answer as answer:
         return _response(answer.status, answer.message, answer.headers)
     except (ValidationFailed, InvalidParameter) as exc:
         return _response(400, f"error: {exc.message}")
