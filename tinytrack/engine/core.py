@@ -934,8 +934,9 @@ class Engine:
             raise InvalidParameter("kind must be hits, events, kudos or visitors")
         site = await self._site_info(site_id)
         bounds = self._export_bounds(site, start_date, end_date, time_zone)
-        cap = await self._on_reader(functools.partial(csv_export.max_id, kind=kind))
-        return csv_export.Export(site.id, kind, bounds, cap)
+        return await self._on_reader(
+            functools.partial(csv_export.begin, site_id=site.id, kind=kind, bounds=bounds)
+        )
 
     async def export_csv(
         self,
@@ -1078,10 +1079,9 @@ class Engine:
             stored = await self._writer.insert_events(rows, uniques=uniques)
             return [not s.duplicate for s in stored]
 
-        insert_rows = csv_import.insert_visitors if kind == "visitors" else csv_import.insert_kudos
-
         async def insert(conn: aiosqlite.Connection) -> list[bool]:
-            return await db.on_connection_thread(conn, functools.partial(insert_rows, rows=rows))
+            insert_rows = csv_import.INSERTERS[kind]
+            return await db.on_connection_thread(conn, lambda raw: insert_rows(raw, rows))
 
         return await self._writer.run(insert)
 

@@ -178,10 +178,7 @@ def header(kind: str) -> bytes:
 
 
 def max_id(raw: sqlite3.Connection, kind: str) -> int:
-    """The snapshot cap: rows recorded later get larger ids and are left out (visitor
-    properties have no ids: 0)."""
-    if kind not in MAX_ID:
-        return 0
+    """The snapshot cap: rows recorded later get larger ids and are left out."""
     return int(raw.execute(MAX_ID[kind]).fetchone()[0])
 
 
@@ -201,7 +198,8 @@ def bounds(
 
 @dataclass(frozen=True)
 class Export:
-    """One export: what to read, and the snapshot cap (the table's largest id at its start)."""
+    """One export of hits, events or kudos: what to read, and the snapshot cap (the table's
+    largest id at its start). Rows are read by their (created_at, id) key."""
 
     site_id: int
     kind: str
@@ -211,19 +209,35 @@ class Export:
     @property
     def start(self) -> tuple[Any, Any]:
         """The key before the first row."""
-        if self.kind == "visitors":
-            return "", ""
         return self.bounds[0] - 1, 0
 
     def chunk(self, after: tuple[Any, Any], raw: sqlite3.Connection) -> Chunk:
-        if self.kind == "visitors":
-            return visitor_chunk(raw, self.site_id, self.bounds, after)
         return chunk(raw, self.kind, self.site_id, self.bounds, after, self.cap)
 
     def count(self, raw: sqlite3.Connection) -> int:
-        if self.kind == "visitors":
-            return int(raw.execute(VISITOR_COUNT, (self.site_id, *self.bounds)).fetchone()[0])
         return count(raw, self.kind, self.site_id, self.bounds, self.cap)
+
+
+@dataclass(frozen=True)
+class VisitorExport(Export):
+    """Visitor properties: read by their (visitor_hash, key) key; no ids, so no cap."""
+
+    @property
+    def start(self) -> tuple[Any, Any]:
+        return "", ""
+
+    def chunk(self, after: tuple[Any, Any], raw: sqlite3.Connection) -> Chunk:
+        return visitor_chunk(raw, self.site_id, self.bounds, after)
+
+    def count(self, raw: sqlite3.Connection) -> int:
+        return int(raw.execute(VISITOR_COUNT, (self.site_id, *self.bounds)).fetchone()[0])
+
+
+def begin(raw: sqlite3.Connection, site_id: int, kind: str, bounds: tuple[int, int]) -> Export:
+    """The export of ``kind`` starting now (reads the snapshot cap on ``raw``)."""
+    if kind == "visitors":
+        return VisitorExport(site_id, kind, bounds, 0)
+    return Export(site_id, kind, bounds, max_id(raw, kind))
 
 
 # (bytes, the key of the last row, rows, whether more may follow)

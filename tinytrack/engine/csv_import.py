@@ -340,6 +340,13 @@ def insert_kudos(raw: sqlite3.Connection, rows: list[Any]) -> list[bool]:
     return stored
 
 
+# Kinds the writer's own jobs do not store: inserted inside one of its transactions.
+INSERTERS: Final[dict[str, Callable[[sqlite3.Connection, list[Any]], list[bool]]]] = {
+    "kudos": insert_kudos,
+    "visitors": insert_visitors,
+}
+
+
 # -- the whole file -----------------------------------------------------------------------------
 
 Reader = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
