@@ -43,7 +43,7 @@ async def export_all(engine: tinytrack.Engine, site_id: int, kind: str) -> bytes
 async def fill(engine: tinytrack.Engine, clock: FakeClock, site_id: int, data: Any) -> None:
     """Hits, events (properties, revenue, order ids) and kudos with awkward values, over a few
     days, through the library (the real enrichment and writer)."""
-    for _ in range(data.draw(st.integers(1, 4))):
+    for day in range(data.draw(st.integers(1, 4))):
         hits = [
             tinytrack.HitIn(
                 path="/" + data.draw(cell),
@@ -81,10 +81,11 @@ async def fill(engine: tinytrack.Engine, clock: FakeClock, site_id: int, data: A
                 user_agent=data.draw(st.none() | st.just(FIREFOX_LINUX)),
             ),
         )
-        await engine.create_kudo(
-            site_id,
-            tinytrack.KudoIn(path="/" + data.draw(cell), custom_uid=data.draw(st.none() | cell)),
-        )
+        path = "/" + data.draw(cell)
+        custom = data.draw(st.none() | cell)
+        # A custom uid is unique per site: the day in it keeps two days' uids apart.
+        uid = None if custom is None else f"{custom}{day}"
+        await engine.create_kudo(site_id, tinytrack.KudoIn(path=path, custom_uid=uid))
         # Visitor properties (other tools' formats), some replaced on a later day.
         await engine.track(
             site_id,

@@ -57,6 +57,9 @@ event = st.fixed_dictionaries(
         "referrer": st.sampled_from([None, "https://google.com/", "https://t.co/x"]),
         "copies": st.integers(1, 3),
         "compact": st.booleans(),
+        # Query in between: grouped totals of the settled past are kept between queries, so
+        # later (live or late) hits must show in the next answer.
+        "query": st.integers(0, 3).map(lambda n: n == 0),
     }
 )
 
@@ -82,6 +85,11 @@ async def check(
                 referrer=e["referrer"],  # type: ignore[arg-type]
             )
             await engine.record_hits(site.id, [hit] * int(e["copies"]))  # type: ignore[call-overload]
+            if e["query"]:
+                for a, b in ranges:
+                    start = START.date() + dt.timedelta(days=a)
+                    end = START.date() + dt.timedelta(days=b)
+                    await assert_grouped_equal_raw(engine, db, site, tz, start, end)
         for final_compaction in (False, True):
             clock.now = START.timestamp() + (WINDOW_DAYS + 1) * 86400
             if final_compaction:

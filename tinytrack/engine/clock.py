@@ -85,3 +85,16 @@ def local_day(tz_name: str, ts: int) -> int:
 
 def today(tz_name: str, now: float) -> dt.date:
     return day_from_number(local_day(tz_name, int(now)))
+
+
+def period_start(period: str, today: dt.date) -> dt.date:
+    """First day of the dashboard's named periods ending ``today``: ``24h`` (yesterday and
+    today), ``7d``, ``12m`` (the 12 calendar months up to this one) or ``30d`` (the default).
+    Here, not in the server, so the engine can warm the ranges the dashboard asks for."""
+    if period == "24h":
+        return today - dt.timedelta(days=1)
+    if period == "7d":
+        return today - dt.timedelta(days=6)
+    if period == "12m":
+        return (today.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
+    return today - dt.timedelta(days=29)

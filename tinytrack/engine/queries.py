@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosqlite
 
-from tinytrack.engine import clock, pyramid
+from tinytrack.engine import clock, pyramid, settled
 from tinytrack.engine.ingest import SiteInfo
 from tinytrack.engine.rollups import dimension
 from tinytrack.models import Hit, Pagination
@@ -43,6 +43,11 @@ _GROUPED = (
     "GROUP BY value ORDER BY h DESC, value LIMIT ? OFFSET ?"
 )
 _GROUP_COUNT = "SELECT COUNT(DISTINCT value) FROM ({parts})"
+_GROUP_ALL = (
+    "SELECT value, SUM(hits) AS h, SUM(uniques) FROM ({parts}) "
+    "GROUP BY value ORDER BY h DESC, value"
+)
+_GROUP_LIVE = "SELECT value, SUM(hits), SUM(uniques) FROM ({parts}) GROUP BY value"
 
 
 def like_pattern(text: str) -> str:
@@ -209,6 +214,50 @@ async def grouped_from_rollups(
     async with conn.execute(_GROUP_COUNT.format(parts=parts), args) as cur:
         row = await cur.fetchone()
     return [], int(row[0]) if row else 0
+
+
+async def grouped_with_settled(
+    conn: aiosqlite.Connection,
+    site: SiteInfo,
+    group_by: str | int,
+    segments: list[pyramid.Segment],
+    local: bool,
+    page: int,
+    per_page: int,
+    *,
+    kept: settled.SettledTotals,
+    complete_until: int,
+) -> tuple[list[GroupRow], int]:
+    """``grouped_from_rollups`` without filters, with the settled part of the range grouped
+    once and kept in ``kept`` (see ``tinytrack.engine.settled``): only the live days are
+    grouped per query. Same answer, same order."""
+    code = dimension(group_by)[0] if isinstance(group_by, str) else group_by
+    old, new = settled.split(segments, complete_until, local=local)
+    if not old:
+        return await grouped_from_rollups(conn, site, code, segments, local, page, per_page)
+    key: settled.Key = (site.id, code, local, tuple(old))
+    live: dict[str, tuple[int, int]] = {}
+    # One read transaction: the version, the settled rows (if built now) and the live rows
+    # come from the same snapshot, so a write committed between them cannot be half-seen.
+    await conn.execute("BEGIN")
+    try:
+        async with conn.execute(settled.READ_VERSION) as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        totals = kept.get(key, version)
+        if totals is None:
+            parts, args = _rollup_parts(site.id, code, old, local)
+            async with conn.execute(_GROUP_ALL.format(parts=parts), args) as cur:
+                rows = await cur.fetchall()
+            totals = settled.Totals.build(version, ((r[0], r[1], r[2]) for r in rows))
+            kept.put(key, totals)
+        if new:
+            parts, args = _rollup_parts(site.id, code, new, local)
+            async with conn.execute(_GROUP_LIVE.format(parts=parts), args) as cur:
+                live = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+    finally:
+        await conn.execute("COMMIT")
+    return totals.page(live, (page - 1) * per_page, per_page)
 
 
 def shape_group(group_by: str, row: GroupRow, *, with_uniques: bool) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
-from tinytrack.engine import db, journeys, pyramid
+from tinytrack.engine import db, journeys, pyramid, settled
 from tinytrack.engine.rollups import DIMENSIONS, EVENT_DIMENSIONS, EVENT_TOTAL, TOTAL
 from tinytrack.errors import EngineClosed, Overloaded
 
@@ -105,6 +105,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 EVENT_BY_ORDER = "SELECT id FROM events WHERE site_id = ? AND order_id = ?"
 MAX_HIT_ID = "SELECT COALESCE(MAX(id), 0) FROM hits"
+BLOCKS_WATERMARK = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'blocks_complete_until'"
 MAX_EVENT_ID = "SELECT COALESCE(MAX(id), 0) FROM events"
 RECENT_UNIQUE_HASHES = """
 SELECT unique_hash, created_at / 86400 FROM hits
@@ -358,7 +359,7 @@ class Writer:
     async def _write_hits(self, jobs: list[_RowJob]) -> list[list[Stored]]:
         """One transaction for all queued hits and events: ids, unique flags, rows, rollups,
         COMMIT, all in one call on the connection's thread (the loop is woken once a batch)."""
-        complete_until = self.blocks_complete_until
+        complete_until_here = self.blocks_complete_until
         journeys_until = self.journeys_built_until
         seen, seen_events = self._seen, self._seen_events
 
@@ -376,7 +377,11 @@ class Writer:
             results: list[list[Stored]] = []
             raw.execute("BEGIN IMMEDIATE")
             try:
-                # Read under the write lock: another process (the CLI) may have inserted rows.
+                # Read under the write lock: another process (the CLI) may have inserted rows,
+                # or (a server) moved the block watermark since this one last looked.
+                found = raw.execute(BLOCKS_WATERMARK).fetchone()
+                complete_until = max(complete_until_here, int(found[0]) if found else 0)
+                late = False  # a row before the watermark: kept settled totals go stale
                 next_id = next_event_id = -1
                 for job in jobs:
                     stored: list[Stored] = []
@@ -403,6 +408,7 @@ class Writer:
                                              hit[_PATH_INDEX] or "")], unique)  # fmt: skip
                             if hit.utc_day < complete_until:  # late: its blocks may exist
                                 _add_block_rollups(blocks, hit, unique, complete_until)
+                                late = True
                             if hit.utc_day < journeys_until:
                                 stale_journeys.add((hit.site_id, hit.utc_day))
                             stored.append(Stored(next_id, bool(unique)))
@@ -437,6 +443,7 @@ class Writer:
                             _add_event_rollups(rollups, event, unique)
                             if event.utc_day < complete_until:
                                 _add_event_block_rollups(blocks, event, unique, complete_until)
+                                late = True
                             stored.append(Stored(next_event_id, bool(unique)))
                     results.append(stored)
                 if inserts:
@@ -451,6 +458,8 @@ class Writer:
                 for site_day in stale_journeys:
                     for sql in journeys.INVALIDATE_DAY:
                         raw.execute(sql, site_day)
+                if late:
+                    raw.execute(settled.BUMP_VERSION)
                 raw.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):

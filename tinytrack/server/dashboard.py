@@ -252,6 +252,9 @@ async def public_journeys(request: Request[Any, Any, Any], uid: FromPath[str]) -
     return await _journeys(request, site.id)
 
 
+_NAMED_PERIODS: dict[str, Period] = {"24h": "24h", "7d": "7d", "30d": "30d", "12m": "12m"}
+
+
 def _dates(engine: Engine, site: Site, query: dict[str, str]) -> tuple[dt.date, dt.date, Period]:
     """The table date range for the requested period (the API's whole-day ranges)."""
     from tinytrack.engine import clock
@@ -265,13 +268,8 @@ def _dates(engine: Engine, site: Site, query: dict[str, str]) -> tuple[dt.date, 
         except ValueError:
             raise InvalidParameter("start and end must be dates (YYYY-MM-DD)") from None
         return start, end, "custom"
-    if period == "24h":
-        return today - dt.timedelta(days=1), today, "24h"
-    if period == "7d":
-        return today - dt.timedelta(days=6), today, "7d"
-    if period == "12m":
-        return (today.replace(day=1) - dt.timedelta(days=335)).replace(day=1), today, "12m"
-    return today - dt.timedelta(days=29), today, "30d"
+    named: Period = _NAMED_PERIODS.get(period, "30d")
+    return clock.period_start(named, today), today, named
 
 
 async def _report(engine: Engine, site: Site, query: dict[str, str], base: str) -> dict[str, Any]:
