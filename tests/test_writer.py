@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinytrack
 from tests.conftest import FakeClock
+from tinytrack.engine import pyramid, rollups
+from tinytrack.engine import writer as writer_mod
 from tinytrack.engine.writer import HitRow
 
 
@@ -143,3 +147,68 @@ async def test_a_tracked_action_that_fails_at_its_insert_leaves_nothing(
         assert conn.execute("SELECT id, actions FROM sessions").fetchall() == [
             (1, 0 if item.kind == "goal" else 1)
         ]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 2]),  # site
+            st.sampled_from([(20_000, 20_000), (20_000, 19_999), (20_001, 20_001)]),
+            st.sampled_from(["/", "/a", "/é"]),
+            st.sampled_from([None, "", "https://t.co/"]),  # referrer: None and '' are one value
+            st.sampled_from([None, "google"]),
+            st.sampled_from(["US", "PL"]),
+            st.sampled_from([None, "Safari"]),
+            st.integers(0, 1),  # unique
+        ),
+        max_size=40,
+    )
+)
+def test_bulk_rollup_counts_equal_counting_hit_by_hit(
+    specs: list[tuple[int, tuple[int, int], str, str | None, str | None, str, str | None, int]],
+) -> None:
+    hits: list[HitRow] = []
+    uniques: list[int] = []
+    for site, (utc, local), path, referrer, source, country, browser, unique in specs:
+        hits.append(
+            HitRow(
+                site,
+                utc * 86400,
+                path,
+                None,
+                referrer,
+                source,
+                country,
+                browser,
+                None,
+                0,
+                None,
+                "u",
+                "v",
+                utc,
+                local,
+            )
+        )
+        uniques.append(unique)
+    day_rows, all_time = writer_mod._hit_rollup_rows(hits, uniques)
+    expected: dict[tuple[object, ...], list[int]] = {}
+    expected_all: dict[tuple[object, ...], list[int]] = {}
+    for hit, unique in zip(hits, uniques, strict=True):
+        keys = [(hit.site_id, rollups.TOTAL, hit.utc_day, hit.local_day, "")]
+        for code, column in rollups.DIMENSIONS.values():
+            value = getattr(hit, column) or ""
+            keys.append((hit.site_id, code, hit.utc_day, hit.local_day, value))
+        for key in keys:
+            slot = expected.setdefault(key, [0, 0])
+            slot[0] += 1
+            slot[1] += unique
+        path_key = (hit.site_id, rollups.DIMENSIONS["path"][0], pyramid.ALL_TIME, 0, 0, hit.path)
+        slot = expected_all.setdefault(path_key, [0, 0])
+        slot[0] += 1
+        slot[1] += unique
+    got = {row[:5]: [row[5], row[6]] for row in day_rows}
+    assert len(got) == len(day_rows)  # one row per key
+    assert got == expected
+    got_all = {row[:6]: [row[6], row[7]] for row in all_time}
+    assert len(got_all) == len(all_time)
+    assert got_all == expected_all
