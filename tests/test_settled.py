@@ -170,3 +170,71 @@ async def test_the_hourly_warm_up_keeps_the_common_ranges(db_path: Path) -> None
             assert isinstance(page, tinytrack.GroupedHitsPage)
         await engine.hits(site.id, grouped=True, group_by="path")  # the API's default range
         assert engine._settled.builds == builds
+
+
+def raw_filtered(
+    db: Path, site_id: int, lo: int, hi: int, country: str, like: str
+) -> list[tuple[str | None, int]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT path, COUNT(*) AS n FROM hits WHERE site_id = ? AND created_at >= ? "
+            "AND created_at < ? AND country = ? AND referrer LIKE ? "
+            "GROUP BY path ORDER BY n DESC, path",
+            (site_id, lo, hi, country, f"%{like}%"),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_filtered_groupings_keep_their_settled_part_too(db_path: Path) -> None:
+    """Filtered questions are grouped from raw hits; the hits before the watermark are
+    grouped once per filter and kept, under the same version as the rollups."""
+    first_day = 20_400
+    clock = FakeClock(first_day * DAY + 3600)
+    async with tinytrack.open(db_path, clock=clock) as engine:
+        site = await engine.create_site("https://example.com", timezone="America/New_York")
+        for day in range(10):
+            clock.now = (first_day + day) * DAY + 3600 * (day % 24)
+            hits = [
+                tinytrack.HitIn(
+                    path=f"/p{n % 3}",
+                    country="US" if n % 2 else "PL",
+                    referrer="https://A.example/",
+                )
+                for n in range(day + 1)
+            ]
+            await engine.record_hits(site.id, hits)
+        await engine.compact_rollups()
+        today = first_day + 9
+        start = dt.date(1970, 1, 1) + dt.timedelta(days=first_day)
+        end = start + dt.timedelta(days=9)
+        lo, hi = (clock_mod.local_midnight("America/New_York", d) for d in (first_day, today + 1))
+
+        async def grouped() -> list[tuple[str | None, int]]:
+            page = await engine.hits(
+                site.id, start_date=start, end_date=end, time_zone="user", grouped=True,
+                group_by="path", country="US", referrer="a.EXAMPLE",
+            )  # fmt: skip
+            assert isinstance(page, tinytrack.GroupedHitsPage)
+            return [(r["path"], r["views"]) for r in page.grouped_hits]
+
+        assert await grouped() == raw_filtered(db_path, site.id, lo, hi, "US", "a.example")
+        builds = engine._settled.builds
+        clock.now = today * DAY + 7200
+        await engine.record_hits(
+            site.id, [tinytrack.HitIn(path="/new", country="US", referrer="https://a.example/")] * 7
+        )
+        answer = await grouped()
+        assert answer == raw_filtered(db_path, site.id, lo, hi, "US", "a.example")
+        assert ("/new", 7) in answer
+        assert engine._settled.builds == builds  # live hits only: the kept part stays valid
+        clock.now = (first_day + 2) * DAY + 7200  # late
+        await engine.record_hits(
+            site.id, [tinytrack.HitIn(path="/p0", country="US", referrer="https://a.example/")] * 30
+        )
+        clock.now = today * DAY + 7200
+        answer = await grouped()
+        assert answer == raw_filtered(db_path, site.id, lo, hi, "US", "a.example")
+        assert answer[0][0] == "/p0"
+        assert engine._settled.builds == builds + 1

@@ -575,8 +575,16 @@ class Engine:
             shown.group_by = dim
             if any(v is not None for v in filters.values()):
                 # Rollups hold one dimension at a time; filtered questions read the raw rows.
-                groups, total = await queries.grouped_from_raw(
-                    conn, site, dim, bounds, filters, page, per_page
+                groups, total = await queries.grouped_from_raw_with_settled(
+                    conn,
+                    site,
+                    dim,
+                    bounds,
+                    filters,
+                    page,
+                    per_page,
+                    kept=self._settled,
+                    complete_until=self._writer.blocks_complete_until,
                 )
             else:
                 local = time_zone == "user" and site.timezone != "UTC"

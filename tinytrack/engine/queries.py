@@ -153,6 +153,56 @@ async def grouped_from_raw(
     return [], int(row[0]) if row else 0
 
 
+async def grouped_from_raw_with_settled(
+    conn: aiosqlite.Connection,
+    site: SiteInfo,
+    group_by: str,
+    bounds: tuple[int, int],
+    filters: dict[str, str | None],
+    page: int,
+    per_page: int,
+    *,
+    kept: settled.SettledTotals,
+    complete_until: int,
+) -> tuple[list[GroupRow], int]:
+    """``grouped_from_raw`` with the hits before the watermark's UTC midnight grouped once and
+    kept (see ``tinytrack.engine.settled``; a write to those hits bumps the same version):
+    only the live hits are grouped per query. Same answer, same order."""
+    lo, hi = bounds
+    cut = complete_until * clock.SECONDS_PER_DAY
+    if lo >= min(hi, cut):
+        return await grouped_from_raw(conn, site, group_by, bounds, filters, page, per_page)
+    _code, column = dimension(group_by)
+    extra, extra_args = filter_sql(filters)
+    shown = tuple(sorted((k, v) for k, v in filters.items() if v is not None))
+    key: settled.Key = (site.id, f"raw:{column}", lo, min(hi, cut), shown)
+    grouped = (
+        f"SELECT COALESCE({column}, '') AS value, COUNT(*) AS h, SUM(is_unique) FROM hits "
+        + RAW_WHERE
+        + extra
+        + "GROUP BY value"
+    )
+    live: dict[str, tuple[int, int]] = {}
+    await conn.execute("BEGIN")  # one snapshot: see grouped_with_settled
+    try:
+        async with conn.execute(settled.READ_VERSION) as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        totals = kept.get(key, version)
+        if totals is None:
+            args = [site.id, lo, min(hi, cut), *extra_args]
+            async with conn.execute(grouped + " ORDER BY h DESC, value", args) as cur:
+                rows = await cur.fetchall()
+            totals = settled.Totals.build(version, ((r[0], r[1], r[2]) for r in rows))
+            kept.put(key, totals)
+        if hi > cut:
+            async with conn.execute(grouped, [site.id, max(lo, cut), hi, *extra_args]) as cur:
+                live = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+    finally:
+        await conn.execute("COMMIT")
+    return totals.page(live, (page - 1) * per_page, per_page)
+
+
 def _rollup_parts(
     site_id: int,
     code: int,

@@ -9,6 +9,10 @@ computed once per (site, dimension, time-zone mode, settled segments) and kept h
 then groups only its live days (today, usually a few thousand rows) in SQL and merges the two
 in Python, touching only the rows of the page it returns.
 
+Filtered questions (grouped from raw hits, see ``queries.grouped_from_raw_with_settled``) keep
+the grouped totals of their hits before the watermark's UTC midnight in the same way, per
+filter: those hits change only through the same late writes.
+
 Exactness: the writer bumps meta ``settled_version`` in the same transaction as any write to a
 UTC day before D (``writer.py``), and a query reads that version, the kept totals' source rows
 (when it must build them) and the live rows inside one read transaction. Kept totals are used
@@ -38,7 +42,9 @@ BUMP_VERSION: Final = (
     "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
 )
 
-Key = tuple[int, int, bool, tuple[pyramid.Segment, ...]]  # site, dimension code, local, segments
+# (site, dimension code, local, settled segments) for rollups; (site, "raw:<column>", first
+# second, end second, filters) for filtered questions grouped from the raw hits.
+Key = tuple[object, ...]
 Row = tuple[str, int, int]  # value, hits, uniques
 
 
