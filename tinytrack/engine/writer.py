@@ -119,6 +119,8 @@ WHERE site_id = ? AND created_at >= ? AND created_at < ? AND is_unique = 1
 SITE_IDS = "SELECT id FROM sites"
 
 
+Seen = dict[str, None]  # a day's counted unique hashes (see Writer._seen)
+
 # Run first inside the job's write transaction, on the writer's thread; returns the rows to
 # insert (as many as were queued), so bookkeeping the rows depend on (sessions, goals) commits
 # together with them or not at all.
@@ -183,8 +185,11 @@ class Writer:
         self.journeys_built_until = 0
         # UTC day -> unique hashes already counted that day (hits and events apart). A hash
         # embeds its day's salt, so only today's and yesterday's can recur; older days go.
-        self._seen: dict[int, set[str]] = {}
-        self._seen_events: dict[int, set[str]] = {}
+        # Dicts of hash -> None, not sets: a dict holding only strings is not tracked by the
+        # garbage collector, while a set is, and every full collection walked millions of
+        # hashes on a busy day (measured: 15% of a batch-ingest server's wall time in GC).
+        self._seen: dict[int, Seen] = {}
+        self._seen_events: dict[int, Seen] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -204,10 +209,10 @@ class Writer:
         for site_id in site_ids:
             async with self._conn.execute(RECENT_UNIQUE_HASHES, (site_id, start, end)) as cur:
                 async for unique_hash, day in cur:
-                    self._seen.setdefault(int(day), set()).add(unique_hash)
+                    self._seen.setdefault(int(day), {})[unique_hash] = None
             async with self._conn.execute(RECENT_EVENT_UNIQUE_HASHES, (site_id, start, end)) as cur:
                 async for unique_hash, day in cur:
-                    self._seen_events.setdefault(int(day), set()).add(unique_hash)
+                    self._seen_events.setdefault(int(day), {})[unique_hash] = None
 
     async def close(self) -> None:
         """Stop taking work, commit everything already queued, stop. Safe to call twice."""
@@ -488,7 +493,7 @@ class Writer:
 
 
 def _first_today(
-    unique_hash: str, day: int, seen: dict[int, set[str]], new_seen: dict[int, set[str]]
+    unique_hash: str, day: int, seen: dict[int, Seen], new_seen: dict[int, set[str]]
 ) -> int:
     """1 if this hash was not yet counted on its UTC day (committed or earlier in the batch)."""
     batch_seen = new_seen[day]
@@ -499,10 +504,10 @@ def _first_today(
     return 1
 
 
-def _remember(seen: dict[int, set[str]], new_seen: dict[int, set[str]]) -> None:
+def _remember(seen: dict[int, Seen], new_seen: dict[int, set[str]]) -> None:
     for day, hashes in new_seen.items():
         if hashes:
-            seen.setdefault(day, set()).update(hashes)
+            seen.setdefault(day, {}).update(dict.fromkeys(hashes))
     if len(seen) > 2:
         newest = max(seen)
         for day in [d for d in seen if d < newest - 1]:
