@@ -35,11 +35,13 @@ GROUP_BY_VALUES: tuple[GroupBy, ...] = (
 # Inputs
 
 
-class HitIn(Struct, kw_only=True):
+class HitIn(Struct, kw_only=True, gc=False):
     """One page view, as POSTed to ``/api/v1/sites/{id}/hits`` (every field as in the seed).
 
     ``path`` is optional here only so that a missing path gets the documented message
-    ("Path can't be blank") instead of a decoder error.
+    ("Path can't be blank") instead of a decoder error. ``gc=False``: only strings inside, so
+    no reference cycle is possible, and a 1,000-hit batch no longer feeds the garbage
+    collector 1,000 objects to count and walk.
     """
 
     path: Url | None = None
@@ -261,7 +263,8 @@ class KudoDeleted(Struct, kw_only=True):
     uid: str
 
 
-class BatchRowResult(Struct, kw_only=True, omit_defaults=True):
+class BatchRowResult(Struct, kw_only=True, omit_defaults=True, gc=False):
+    # gc=False as for HitIn: a batch answer holds 1,000 of these, and they hold no cycles.
     index: int
     status: Literal["created", "ignored", "error"]
     id: int | UnsetType = UNSET
