@@ -182,21 +182,38 @@ async def grouped_from_raw_with_settled(
         + extra
         + "GROUP BY value"
     )
+    settled_sql = (grouped + " ORDER BY h DESC, value", [site.id, lo, min(hi, cut), *extra_args])
+    live_sql = (grouped, [site.id, max(lo, cut), hi, *extra_args]) if hi > cut else None
+    return await _page_with_settled(conn, kept, key, settled_sql, live_sql, page, per_page)
+
+
+async def _page_with_settled(
+    conn: aiosqlite.Connection,
+    kept: settled.SettledTotals,
+    key: settled.Key,
+    settled_sql: tuple[str, list[Any]],
+    live_sql: tuple[str, list[Any]] | None,
+    page: int,
+    per_page: int,
+) -> tuple[list[GroupRow], int]:
+    """A page of the kept totals for ``key`` (grouped with ``settled_sql``, ordered, when not
+    kept at the current version) merged with the live groups of ``live_sql``. One read
+    transaction: the version, the settled rows (if built now) and the live rows come from the
+    same snapshot, so a write committed between them cannot be half-seen."""
     live: dict[str, tuple[int, int]] = {}
-    await conn.execute("BEGIN")  # one snapshot: see grouped_with_settled
+    await conn.execute("BEGIN")
     try:
         async with conn.execute(settled.READ_VERSION) as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
         totals = kept.get(key, version)
         if totals is None:
-            args = [site.id, lo, min(hi, cut), *extra_args]
-            async with conn.execute(grouped + " ORDER BY h DESC, value", args) as cur:
+            async with conn.execute(*settled_sql) as cur:
                 rows = await cur.fetchall()
             totals = settled.Totals.build(version, ((r[0], r[1], r[2]) for r in rows))
             kept.put(key, totals)
-        if hi > cut:
-            async with conn.execute(grouped, [site.id, max(lo, cut), hi, *extra_args]) as cur:
+        if live_sql is not None:
+            async with conn.execute(*live_sql) as cur:
                 live = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
     finally:
         await conn.execute("COMMIT")
@@ -286,28 +303,14 @@ async def grouped_with_settled(
     if not old:
         return await grouped_from_rollups(conn, site, code, segments, local, page, per_page)
     key: settled.Key = (site.id, code, local, tuple(old))
-    live: dict[str, tuple[int, int]] = {}
-    # One read transaction: the version, the settled rows (if built now) and the live rows
-    # come from the same snapshot, so a write committed between them cannot be half-seen.
-    await conn.execute("BEGIN")
-    try:
-        async with conn.execute(settled.READ_VERSION) as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
-        totals = kept.get(key, version)
-        if totals is None:
-            parts, args = _rollup_parts(site.id, code, old, local)
-            async with conn.execute(_GROUP_ALL.format(parts=parts), args) as cur:
-                rows = await cur.fetchall()
-            totals = settled.Totals.build(version, ((r[0], r[1], r[2]) for r in rows))
-            kept.put(key, totals)
-        if new:
-            parts, args = _rollup_parts(site.id, code, new, local)
-            async with conn.execute(_GROUP_LIVE.format(parts=parts), args) as cur:
-                live = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
-    finally:
-        await conn.execute("COMMIT")
-    return totals.page(live, (page - 1) * per_page, per_page)
+    parts, args = _rollup_parts(site.id, code, old, local)
+    live_sql = None
+    if new:
+        live_parts, live_args = _rollup_parts(site.id, code, new, local)
+        live_sql = (_GROUP_LIVE.format(parts=live_parts), live_args)
+    return await _page_with_settled(
+        conn, kept, key, (_GROUP_ALL.format(parts=parts), args), live_sql, page, per_page
+    )
 
 
 def shape_group(group_by: str, row: GroupRow, *, with_uniques: bool) -> dict[str, Any]:
