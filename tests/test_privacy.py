@@ -79,6 +79,30 @@ async def test_unique_hits_reset_daily_at_midnight_utc(db_path: Path, clock: Fak
         }
 
 
+async def test_every_first_visit_in_a_big_batch_is_unique(db_path: Path, clock: FakeClock) -> None:
+    """Uniqueness is decided hit by hit inside one group commit: 40 visitors (distinct
+    addresses), each seen twice in one batch and again in a single hit, count 40 unique views."""
+    visits = [
+        tinytrack.HitIn(path="/p", ip_address=f"203.0.113.{i}", user_agent=FIREFOX_LINUX)
+        for i in range(40)
+    ]
+    async with tinytrack.open(db_path, clock=clock) as engine:
+        site = await engine.create_site("https://example.com")
+        batch = await engine.record_hits(site.id, visits + visits)
+        assert batch.created_count == 80
+        again = await engine.record_hit(site.id, visits[7])
+        assert isinstance(again, tinytrack.HitCreated)
+        grouped = await engine.hits(site.id, grouped=True, group_by="path")
+        assert isinstance(grouped, tinytrack.GroupedHitsPage)
+        assert grouped.grouped_hits == [{"path": "/p", "views": 81, "unique_views": 40}]
+    conn = sqlite3.connect(db_path)
+    try:
+        flags = [row[0] for row in conn.execute("SELECT is_unique FROM hits ORDER BY id")]
+    finally:
+        conn.close()
+    assert flags == [1] * 40 + [0] * 41
+
+
 async def test_unique_state_survives_restart(db_path: Path, clock: FakeClock) -> None:
     visit = tinytrack.HitIn(path="/p", ip_address="203.0.113.9", user_agent=FIREFOX_LINUX)
     async with tinytrack.open(db_path, clock=clock) as engine:

@@ -22,8 +22,13 @@ WINDOW_HOURS = 24 * 6
 
 hit_strategy = st.fixed_dictionaries(
     {
-        # A coarse grid so several hits share a timestamp and go in as one multi-row batch.
-        "hour": st.integers(0, WINDOW_HOURS * 2 - 1).map(lambda half_hours: half_hours / 2),
+        # A coarse grid so several hits share a timestamp and go in as one multi-row batch,
+        # and a few busy instants so some batches hold many distinct visitors.
+        "hour": st.one_of(
+            st.integers(0, WINDOW_HOURS * 2 - 1).map(lambda half_hours: half_hours / 2),
+            st.sampled_from([0.5, 47.5, 70.0]),
+            st.just(23.5),
+        ),
         "path": st.sampled_from(["/", "/a", "/b/", "/c?utm_source=mail", "/é"]),
         "country": st.sampled_from([None, "US", "PL", "XX"]),
         "ip": st.sampled_from([None, "8.8.8.8", "81.2.69.142", "2a00:1450:4001::1"]),
