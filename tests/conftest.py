@@ -9,10 +9,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import Phase, settings
 
 import tinytrack
 from tinytrack.config import Settings
 from tinytrack.server.app import create_app
+
+# A failing property test must still report within scripts/test's time ceiling. Shrinking stays
+# (a small failing example is worth it); the "explain" phase, which reruns the test many more
+# times to annotate the example, goes: with tests that open an engine per example it ran for
+# minutes after a failure.
+settings.register_profile("tinytrack", phases=[p for p in Phase if p is not Phase.explain])
+settings.load_profile("tinytrack")
 
 # 2026-02-14 10:00:00 UTC, a Saturday: fixed so dates in assertions are stable.
 T0 = dt.datetime(2026, 2, 14, 10, 0, tzinfo=dt.UTC).timestamp()
