@@ -7,6 +7,7 @@ Variants, each a server process on its own fresh database, measured in turn ever
     trivial    benchmarks/trivial_app.py (the framework's ceiling, as in bench_ingest_single.py)
     tinytrack  the real server (tinytrack serve)
     hits-only  the real transaction without its rollup rows
+    rollup-log the real transaction, its rollup rows appended to keyless tables, not upserted
     sleep:MS   no SQLite: each group commit waits MS ms (no CPU, no GIL), then answers
     nodb       no SQLite at all: every queued hit is answered at once
 
@@ -58,7 +59,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     common.require_wrk()
-    variants = ["trivial", "tinytrack", "hits-only", f"sleep:{args.sleep_ms:g}", "nodb"]
+    variants = [
+        "trivial",
+        "tinytrack",
+        "rollup-log",
+        "hits-only",
+        f"sleep:{args.sleep_ms:g}",
+        "nodb",
+    ]
 
     print(f"single-hit breakdown | {common.machine_line()}")
     print(
