@@ -16,7 +16,7 @@ of the server's event-loop thread, of its busiest other thread (the SQLite write
 the whole process, read from /proc (Linux). It reports; it judges nothing.
 
     apt-get install -y wrk
-    .venv/bin/python benchmarks/bench_single_breakdown.py [--seconds 10 --repeat 2 --sleep-ms 1.2]
+    .venv/bin/python benchmarks/bench_single_breakdown.py [--seconds 10 --repeat 2 --variants trigger,hits-only]
 """
 
 from __future__ import annotations
@@ -53,20 +53,17 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3, help="warm-up run per variant (s)")
     parser.add_argument("--repeat", type=int, default=2, help="rounds")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--sleep-ms", type=float, default=1.2, help="the sleep variant's wait")
     parser.add_argument("--bodies", type=int, default=20_000, help="distinct hit bodies")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--variants",
+        default="rollup-log,hits-only,sleep:1.2,nodb",
+        help="diag_serve.py variants to run beside the trivial app and tinytrack",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     common.require_wrk()
-    variants = [
-        "trivial",
-        "tinytrack",
-        "rollup-log",
-        "hits-only",
-        f"sleep:{args.sleep_ms:g}",
-        "nodb",
-    ]
+    variants = ["trivial", "tinytrack", *args.variants.split(",")]
 
     print(f"single-hit breakdown | {common.machine_line()}")
     print(
