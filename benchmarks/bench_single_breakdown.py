@@ -2,21 +2,19 @@
 trivial app, and tinytrack with parts of its write path taken away (benchmarks/diag_serve.py),
 with the CPU time of the server's threads.
 
-Variants, each a server process on its own fresh database, measured in turn every round:
-
-    trivial    benchmarks/trivial_app.py (the framework's ceiling, as in bench_ingest_single.py)
-    tinytrack  the real server (tinytrack serve)
-    hits-only  the real transaction without its rollup rows
-    rollup-log the real transaction, its rollup rows appended to keyless tables, not upserted
-    sleep:MS   no SQLite: each group commit waits MS ms (no CPU, no GIL), then answers
-    nodb       no SQLite at all: every queued hit is answered at once
+Each server runs in its own process on its own fresh database; every round measures all of them
+in turn. Always the trivial app (benchmarks/trivial_app.py, the framework's ceiling as in
+bench_ingest_single.py) and the real server (tinytrack serve); then the diag_serve.py variants
+named by --variants (default: rollup-log, hits-only, sleep:1.2, nodb; also trigger and
+trigger-multi; diag_serve.py describes each).
 
 Per run it prints req/s, the ratio to the trivial app's run in the same round, and the CPU use
 of the server's event-loop thread, of its busiest other thread (the SQLite writer's) and of
 the whole process, read from /proc (Linux). It reports; it judges nothing.
 
     apt-get install -y wrk
-    .venv/bin/python benchmarks/bench_single_breakdown.py [--seconds 10 --repeat 2 --variants trigger,hits-only]
+    .venv/bin/python benchmarks/bench_single_breakdown.py [--seconds 10 --repeat 2]
+    .venv/bin/python benchmarks/bench_single_breakdown.py --variants trigger,hits-only
 """
 
 from __future__ import annotations
