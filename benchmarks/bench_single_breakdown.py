@@ -21,28 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import common
 from generate import Traffic
-
-HERE = Path(__file__).resolve().parent
-
-
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of ``pid`` so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    return out
 
 
 def main() -> int:
@@ -89,7 +73,7 @@ def main() -> int:
             else:
                 real = common.tinytrack_serve_cmd(db, port)
                 serve_options = real[real.index("serve") + 1 :]
-                cmd = [common.PYTHON, str(HERE / "diag_serve.py"), name, *serve_options]
+                cmd = [common.PYTHON, str(common.HERE / "diag_serve.py"), name, *serve_options]
             servers[name] = common.Server(name, cmd, port)
 
         with common.servers(*servers.values()):
@@ -99,7 +83,7 @@ def main() -> int:
                 assert server.proc is not None
                 pid = server.proc.pid
                 path, token = targets[name]
-                before = thread_cpu(pid)
+                before = server.thread_cpu_seconds()
                 result = common.run_wrk(
                     server.base,
                     bodies=bodies,
@@ -109,7 +93,7 @@ def main() -> int:
                     connections=args.connections,
                     server=server,
                 )
-                after = thread_cpu(pid)
+                after = server.thread_cpu_seconds()
                 bad = result.problems(expected_status=201)
                 if bad:
                     raise SystemExit(f"{name}: invalid run: " + "; ".join(bad))

@@ -140,9 +140,19 @@ class Server:
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far (all its threads)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return _stat_cpu_seconds(Path(f"/proc/{self.proc.pid}/stat"))
+
+    def thread_cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU time so far of each thread of the server process, by thread id
+        (the main thread's id is the process id)."""
+        assert self.proc is not None
+        out: dict[int, float] = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                out[int(task.name)] = _stat_cpu_seconds(task / "stat")
+            except OSError:
+                continue  # the thread ended
+        return out
 
     def __enter__(self) -> Server:
         return self.start()
@@ -151,6 +161,12 @@ class Server:
         self.stop()
         if self.log is not None:
             self.log.unlink(missing_ok=True)
+
+
+def _stat_cpu_seconds(stat: Path) -> float:
+    """utime + stime of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file, in seconds."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
