@@ -6,7 +6,9 @@ copy is written to ``<file>.partial``, flushed to disk and only then renamed, so
 fails or is interrupted never leaves a file that looks complete. (The page-by-page backup API
 was not used: it starts over whenever another connection writes, so under steady ingestion it
 may never finish.) While it runs the WAL cannot be checkpointed past its snapshot and grows; it
-is folded back in afterwards."""
+is folded back in afterwards. Hits the snapshot holds but the live writer had not folded into
+the rollups yet (see writer.py) are folded in the copy before it is renamed, so the copy is
+complete on its own, whatever reads it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from tinytrack.engine.writer import fold_committed
 from tinytrack.errors import InvalidParameter
 
 
@@ -32,6 +35,13 @@ def vacuum_into(source: str | Path, target: Path) -> int:
             conn.execute("VACUUM INTO ?", (str(partial),))
         finally:
             conn.close()
+        copy_conn = sqlite3.connect(partial, isolation_level=None)
+        try:
+            copy_conn.execute("BEGIN IMMEDIATE")
+            fold_committed(copy_conn)
+            copy_conn.execute("COMMIT")
+        finally:
+            copy_conn.close()
         with partial.open("rb+") as copy:
             os.fsync(copy.fileno())
     except (sqlite3.Error, OSError) as exc:

@@ -196,6 +196,7 @@ class Engine:
                 blocks_complete_until=await _blocks_watermark(conn, today),
                 journeys_built_until=await journeys.built_until(conn),
             )
+            await writer.fold()  # what a crash (or another process) left unfolded
         except BaseException:
             # Close every connection opened so far: an aiosqlite connection left open keeps
             # its thread alive and would stop the interpreter from exiting.
@@ -233,9 +234,14 @@ class Engine:
         return int(self._clock())
 
     @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _read(self, *, rollups: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """A reader connection. Unless ``rollups=False`` (reads that never touch the rollup
+        tables), first waits for the writer to fold the hits it committed into the rollups, so
+        every answer counts every acknowledged hit (see writer.py)."""
         if self._closed:
             raise EngineClosed("engine is closed")
+        if rollups and self._writer.unfolded:
+            await self._writer.fold()  # before taking a reader: :memory: shares the writer's
         async with self._readers.acquire() as conn:
             yield conn
 
@@ -364,7 +370,7 @@ class Engine:
             info = cached[1]
         else:
             async with (
-                self._read() as conn,
+                self._read(rollups=False) as conn,
                 conn.execute(sites.SELECT_SITE_INFO, (site_id,)) as cur,
             ):
                 row = await cur.fetchone()
@@ -444,7 +450,7 @@ class Engine:
             key = cached[1]
         else:
             async with (
-                self._read() as conn,
+                self._read(rollups=False) as conn,
                 conn.execute(sites.SELECT_KEY_BY_HASH, (digest,)) as cur,
             ):
                 row = await cur.fetchone()
@@ -1166,7 +1172,10 @@ class Engine:
         if cached is not None and cached[0] > now:
             site_id = cached[1]
         else:
-            async with self._read() as conn, conn.execute(sites.SELECT_ID_BY_UID, (uid,)) as cur:
+            async with (
+                self._read(rollups=False) as conn,
+                conn.execute(sites.SELECT_ID_BY_UID, (uid,)) as cur,
+            ):
                 row = await cur.fetchone()
             site_id = int(row[0]) if row else None
             if len(self._uids) >= 10_000:  # uids are caller-chosen: keep the cache bounded
