@@ -109,7 +109,9 @@ def test_acknowledged_hits_survive_kill_9(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     try:
         stored = {row[0] for row in conn.execute("SELECT id FROM hits")}
-        (rolled,) = conn.execute("SELECT SUM(hits) FROM hit_rollups WHERE dim = 0").fetchone()
+        (rolled,) = conn.execute(
+            "SELECT COALESCE(SUM(hits), 0) FROM hit_rollups WHERE dim = 0"
+        ).fetchone()
         (folded,) = conn.execute(
             "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rollups_folded_until'"
         ).fetchone()
@@ -134,7 +136,9 @@ def test_acknowledged_hits_survive_kill_9(tmp_path: Path) -> None:
         if proc.stdout:
             proc.stdout.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        (rolled,) = conn.execute("SELECT SUM(hits) FROM hit_rollups WHERE dim = 0").fetchone()
+        (rolled,) = conn.execute(
+            "SELECT COALESCE(SUM(hits), 0) FROM hit_rollups WHERE dim = 0"
+        ).fetchone()
     assert rolled == len(stored)
 
 

@@ -3,6 +3,7 @@ acknowledged hit, and no hit may be counted twice, whoever folds and whenever.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections import Counter
@@ -13,7 +14,7 @@ import pytest
 
 import tinytrack
 from tests.conftest import FakeClock
-from tinytrack.engine import writer as writer_mod
+from tinytrack.engine import fold
 
 PATHS = ["/", "/a", "/b", "/c"]
 
@@ -172,15 +173,85 @@ async def test_a_failed_fold_loses_nothing_and_the_next_one_counts_it(
         hold_folds(engine)
         site = await engine.create_site("https://example.com")
         await record(engine, site.id, ["/", "/a"])
-        real = writer_mod.fold_committed
+        real = fold.fold_all
 
         def broken(*args: object, **kwargs: object) -> None:
             raise sqlite3.OperationalError("disk I/O error")
 
-        monkeypatch.setattr(writer_mod, "fold_committed", broken)
+        monkeypatch.setattr(fold, "fold_all", broken)
         # The read is answered from the last fold (nothing here) instead of failing.
         assert await grouped_paths(engine, site.id) == {}
         assert "folding hits into the rollups failed" in caplog.text
-        monkeypatch.setattr(writer_mod, "fold_committed", real)
+        monkeypatch.setattr(fold, "fold_all", real)
         assert await grouped_paths(engine, site.id) == {"/": 1, "/a": 1}
     assert rolled_paths(db_path, site.id) == {"/": 1, "/a": 1}
+
+
+async def test_left_alone_the_writer_folds_beside_its_commits(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """No read asks: the writer's own trigger computes the fold on its second connection."""
+    async with opened(db_path, clock) as engine:
+        engine._writer._fold_idle = 0.01
+        assert engine._writer._fold_conn is not None
+        site = await engine.create_site("https://example.com")
+        await record(engine, site.id, PATHS * 5)
+        for _ in range(500):
+            if not engine._writer.unfolded:
+                break
+            await asyncio.sleep(0.01)
+        assert not engine._writer.unfolded
+        assert rolled_paths(db_path, site.id) == raw_paths(db_path, site.id)
+
+
+def computed_aside(db: Path) -> fold.Fold:
+    """A fold computed on a connection of its own, as the writer's second connection does."""
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        computed = fold.compute(conn)
+        conn.execute("COMMIT")
+    return computed
+
+
+def apply_aside(db: Path, computed: fold.Fold) -> bool:
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        applied = fold.apply(conn, computed)
+        conn.execute("COMMIT")
+    return applied
+
+
+async def test_a_fold_computed_before_another_fold_is_dropped(
+    db_path: Path, clock: FakeClock
+) -> None:
+    async with opened(db_path, clock) as engine:
+        hold_folds(engine)
+        site = await engine.create_site("https://example.com")
+        await record(engine, site.id, PATHS)
+        stale = computed_aside(db_path)
+        assert stale.top > stale.after and stale.day_rows
+        await engine._writer.fold()
+        assert not apply_aside(db_path, stale)  # the mark moved: it would count them twice
+        assert rolled_paths(db_path, site.id) == raw_paths(db_path, site.id)
+        await record(engine, site.id, ["/a"])
+        fresh = computed_aside(db_path)
+        assert apply_aside(db_path, fresh)
+        assert rolled_paths(db_path, site.id) == raw_paths(db_path, site.id)
+
+
+async def test_a_fold_computed_before_a_site_is_deleted_never_counts_its_hits(
+    db_path: Path, clock: FakeClock
+) -> None:
+    async with opened(db_path, clock) as engine:
+        hold_folds(engine)
+        kept = await engine.create_site("https://kept.example")
+        gone = await engine.create_site("https://gone.example")
+        await record(engine, kept.id, ["/"])
+        await engine._writer.fold()
+        await record(engine, gone.id, ["/x", "/y"])  # unfolded when the site goes
+        stale = computed_aside(db_path)
+        assert stale.top > stale.after
+        await engine.delete_site(gone.id)
+        assert not apply_aside(db_path, stale)
+        assert rolled_paths(db_path, gone.id) == {}
+        assert rolled_paths(db_path, kept.id) == {"/": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,7 @@ from hypothesis import strategies as st
 
 import tinytrack
 from tests.conftest import FakeClock
-from tinytrack.engine import pyramid, rollups
-from tinytrack.engine import writer as writer_mod
+from tinytrack.engine import clock, fold
 from tinytrack.engine.writer import HitRow
 
 
@@ -149,66 +149,38 @@ async def test_a_tracked_action_that_fails_at_its_insert_leaves_nothing(
         ]
 
 
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Warsaw",
+    "Australia/Lord_Howe",  # a 30-minute DST shift
+    "Asia/Kathmandu",  # +05:45
+    "America/St_Johns",  # -03:30 / -02:30
+    "Pacific/Kiritimati",  # +14
+    "Pacific/Pago_Pago",  # -11
+]
+
+
 @given(
-    st.lists(
-        st.tuples(
-            st.sampled_from([1, 2]),  # site
-            st.sampled_from([(20_000, 20_000), (20_000, 19_999), (20_001, 20_001)]),
-            st.sampled_from(["/", "/a", "/é"]),
-            st.sampled_from([None, "", "https://t.co/"]),  # referrer: None and '' are one value
-            st.sampled_from([None, "google"]),
-            st.sampled_from(["US", "PL"]),
-            st.sampled_from([None, "Safari"]),
-            st.integers(0, 1),  # unique
-        ),
-        max_size=40,
-    )
+    st.sampled_from(ZONES),
+    # around 2026's DST changes (March/April, October/November) and any day of the decade
+    st.one_of(
+        st.integers(20_520, 20_560), st.integers(20_720, 20_760), st.integers(18_000, 22_000)
+    ),
+    st.lists(st.integers(0, 86_399), min_size=1, max_size=20),
 )
-def test_bulk_rollup_counts_equal_counting_hit_by_hit(
-    specs: list[tuple[int, tuple[int, int], str, str | None, str | None, str, str | None, int]],
+def test_the_fold_maps_every_instant_to_its_local_day(
+    tz: str, utc_day: int, offsets: list[int]
 ) -> None:
-    hits: list[HitRow] = []
-    uniques: list[int] = []
-    for site, (utc, local), path, referrer, source, country, browser, unique in specs:
-        hits.append(
-            HitRow(
-                site,
-                utc * 86400,
-                path,
-                None,
-                referrer,
-                source,
-                country,
-                browser,
-                None,
-                0,
-                None,
-                "u",
-                "v",
-                utc,
-                local,
-            )
-        )
-        uniques.append(unique)
-    day_rows, all_time = writer_mod._hit_rollup_rows(hits, uniques)
-    expected: dict[tuple[object, ...], list[int]] = {}
-    expected_all: dict[tuple[object, ...], list[int]] = {}
-    for hit, unique in zip(hits, uniques, strict=True):
-        keys = [(hit.site_id, rollups.TOTAL, hit.utc_day, hit.local_day, "")]
-        for code, column in rollups.DIMENSIONS.values():
-            value = getattr(hit, column) or ""
-            keys.append((hit.site_id, code, hit.utc_day, hit.local_day, value))
-        for key in keys:
-            slot = expected.setdefault(key, [0, 0])
-            slot[0] += 1
-            slot[1] += unique
-        path_key = (hit.site_id, rollups.DIMENSIONS["path"][0], pyramid.ALL_TIME, 0, 0, hit.path)
-        slot = expected_all.setdefault(path_key, [0, 0])
-        slot[0] += 1
-        slot[1] += unique
-    got = {row[:5]: [row[5], row[6]] for row in day_rows}
-    assert len(got) == len(day_rows)  # one row per key
-    assert got == expected
-    got_all = {row[:6]: [row[6], row[7]] for row in all_time}
-    assert len(got_all) == len(all_time)
-    assert got_all == expected_all
+    """The fold counts hits by (UTC day, local day) through fold.local_parts: its pieces
+    tile the UTC day and give each instant the local day the raw-row queries give it."""
+    parts = fold.local_parts(tz, utc_day)
+    start = utc_day * 86_400
+    assert parts[0][1] == start and parts[-1][2] == start + 86_400
+    for (_, _, end, _), (_, nxt, _, _) in itertools.pairwise(parts):
+        assert end == nxt
+    assert all(p[0] == utc_day and p[1] < p[2] for p in parts)
+    for offset in offsets:
+        ts = start + offset
+        (local,) = [p[3] for p in parts if p[1] <= ts < p[2]]
+        assert local == clock.local_day(tz, ts)

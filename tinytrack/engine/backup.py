@@ -7,7 +7,7 @@ fails or is interrupted never leaves a file that looks complete. (The page-by-pa
 was not used: it starts over whenever another connection writes, so under steady ingestion it
 may never finish.) While it runs the WAL cannot be checkpointed past its snapshot and grows; it
 is folded back in afterwards. Hits the snapshot holds but the live writer had not folded into
-the rollups yet (see writer.py) are folded in the copy before it is renamed, so the copy is
+the rollups yet (see fold.py) are folded in the copy before it is renamed, so the copy is
 complete on its own, whatever reads it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from tinytrack.engine.writer import fold_committed
+from tinytrack.engine import fold
 from tinytrack.errors import InvalidParameter
 
 
@@ -38,7 +38,7 @@ def vacuum_into(source: str | Path, target: Path) -> int:
         copy_conn = sqlite3.connect(partial, isolation_level=None)
         try:
             copy_conn.execute("BEGIN IMMEDIATE")
-            fold_committed(copy_conn)
+            fold.fold_all(copy_conn)
             copy_conn.execute("COMMIT")
         finally:
             copy_conn.close()

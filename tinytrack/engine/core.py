@@ -183,13 +183,17 @@ class Engine:
             await db.migrate(conn)
             await _ensure_meta(conn, clock_fn())
             lock = asyncio.Lock()
+            fold_conn = None
             if db.is_memory(path):
                 pool = db.ReaderPool([conn], lock=lock)
             else:
                 for _ in range(readers):
                     opened.append(await db.connect_reader(path))
                 pool = db.ReaderPool(opened)
-            writer = Writer(conn, lock=lock, max_pending_rows=max_pending_rows)
+                # The writer's folds are computed here, beside its commits (fold.py).
+                fold_conn = await db.connect_reader(path)
+                opened.append(fold_conn)
+            writer = Writer(conn, lock=lock, fold_conn=fold_conn, max_pending_rows=max_pending_rows)
             today = int(clock_fn()) // clock_mod.SECONDS_PER_DAY
             await writer.start(
                 today=today,
@@ -219,6 +223,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
         await self._writer.close()
+        await self._writer.close_fold_connection()
         await self._readers.close()
         with contextlib.suppress(sqlite3.Error):
             await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
+from tinytrack.engine import fold
+
 TABLES: Final = (
     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
     "AND name != 'sites' ORDER BY name"
@@ -40,7 +42,9 @@ def site_tables(raw: sqlite3.Connection) -> list[str]:
 
 def delete_site(raw: sqlite3.Connection, site_id: int) -> dict[str, int]:
     """Delete the site's rows from every table, then the site; returns rows deleted per table.
-    Runs inside the caller's transaction."""
+    Runs inside the caller's transaction, after folding every hit into the rollups: the fold
+    mark moves, so no fold computed before this delete can count the site's hits after it."""
+    fold.fold_all(raw)
     deleted: dict[str, int] = {}
     for table in site_tables(raw):
         cur = raw.execute(f"DELETE FROM {quote(table)} WHERE site_id = ?", (site_id,))

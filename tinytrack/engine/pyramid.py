@@ -81,6 +81,9 @@ def blocks_ending_between(start: int, stop: int) -> dict[int, list[tuple[int, in
     return dict(sorted(out.items()))
 
 
+READ_WATERMARK: Final = (
+    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'blocks_complete_until'"
+)
 DELETE_BLOCK = """
 DELETE FROM hit_rollup_blocks WHERE site_id = ? AND dim = ? AND level = ? AND utc_block = ?
 """

@@ -32,6 +32,14 @@ ALL_CODES: Final = (
 )
 
 
+UPSERT_ROLLUP: Final = """
+INSERT INTO hit_rollups (site_id, dim, utc_day, local_day, value, hits, uniques)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (site_id, dim, utc_day, local_day, value)
+DO UPDATE SET hits = hits + excluded.hits, uniques = uniques + excluded.uniques
+"""
+
+
 def dimension(group_by: str) -> tuple[int, str]:
     """(rollup code, hits column) for a whitelisted group_by; KeyError otherwise."""
     return DIMENSIONS[group_by]

@@ -6,24 +6,12 @@ future. So a 2xx is only ever sent for a committed row, and concurrent requests 
 fsync-free WAL commit (group commit). When more than ``max_pending_rows`` hits wait, new work is
 refused with ``Overloaded`` (HTTP 503 + Retry-After) instead of growing memory without bound.
 
-Hits are folded into the daily rollups (and the all-time path totals) by a separate, later
-transaction: the *fold*. Why not in the hit's own transaction: the upserts made every group
-commit longer, and with the event loop and this thread sharing one GIL that latency capped
-single-hit ingest at ~0.6 of a bare Litestar app; without it the same server reaches ~0.9
-(benchmarks/bench_single_breakdown.py). Folding a second's hits at once also counts each
-repeated key once. What keeps answers exact:
-
-* meta ``rollups_folded_until`` is the highest hit id folded; it moves in the fold's own
-  transaction, so every hit is folded exactly once, and a hit id is never reused below it.
-* The fold reads nothing but committed state: the hits this writer committed since the last
-  fold when they are exactly the ids above the mark, else the raw rows above the mark (after a
-  crash, or when another process wrote too). ``Engine.open`` folds what a crash left.
-* Before any read that may touch rollups, ``Engine`` waits for a fold of this writer's unfolded
-  hits (``unfolded`` / ``fold``), and every other write job runs after one; so no answer, and
-  no rebuild or deletion, ever misses an acknowledged hit.
-* Left alone, the writer folds after ``fold_idle_seconds`` without work, at the latest every
-  ``fold_seconds`` under load, or when ``fold_rows`` hits wait.
-Events and back-dated hits' rollup blocks are still kept in the rows' own transaction.
+Hits are counted into the daily rollups (and the all-time path totals) by a later *fold*
+(fold.py says why and how it stays exact). The writer starts one, computed on a connection of
+its own beside the commits, after ``fold_idle_seconds`` without work, every ``fold_seconds``
+under load, or when ``fold_rows`` hits wait; ``fold()`` folds everything at once (reads and
+every other write job wait for it). Events and back-dated hits' rollup blocks are still kept in
+the rows' own transaction.
 """
 
 from __future__ import annotations
@@ -33,16 +21,22 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from itertools import compress
 from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
-from tinytrack.engine import clock, db, journeys, pyramid, settled
-from tinytrack.engine.rollups import DIMENSIONS, EVENT_DIMENSIONS, EVENT_TOTAL, TOTAL
+from tinytrack.engine import db, fold, journeys, pyramid, settled
+from tinytrack.engine.fold import Fold
+from tinytrack.engine.rollups import (
+    DIMENSIONS,
+    EVENT_DIMENSIONS,
+    EVENT_TOTAL,
+    TOTAL,
+    UPSERT_ROLLUP,
+)
 from tinytrack.errors import EngineClosed, Overloaded
 
 log = logging.getLogger("tinytrack.writer")
@@ -111,12 +105,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 # Rollup value per dimension code, taken from a HitRow (None becomes '').
 _DIM_FIELDS = sorted((code, column) for code, column in DIMENSIONS.values())
 
-UPSERT_ROLLUP = """
-INSERT INTO hit_rollups (site_id, dim, utc_day, local_day, value, hits, uniques)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (site_id, dim, utc_day, local_day, value)
-DO UPDATE SET hits = hits + excluded.hits, uniques = uniques + excluded.uniques
-"""
 INSERT_EVENT = """
 INSERT INTO events (id, site_id, created_at, name, value, path, url, referrer, source, country,
                     browser_name, platform_name, is_mobile, user_agent, unique_hash, visitor_hash,
@@ -124,24 +112,6 @@ INSERT INTO events (id, site_id, created_at, name, value, path, url, referrer, s
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 EVENT_BY_ORDER = "SELECT id FROM events WHERE site_id = ? AND order_id = ?"
-FOLDED_KEY = "rollups_folded_until"
-_FOLDED = f"COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{FOLDED_KEY}'), 0)"
-# Never below the fold mark: a hit id at or under it would never be folded (the newest hits
-# can be deleted with their site, and ids are MAX(id) + 1).
-MAX_HIT_ID = f"SELECT MAX(COALESCE((SELECT MAX(id) FROM hits), 0), {_FOLDED})"
-FOLD_BOUNDS = f"SELECT {_FOLDED}, COALESCE((SELECT MAX(id) FROM hits), 0)"
-SET_FOLDED = (
-    f"INSERT INTO meta (key, value) VALUES ('{FOLDED_KEY}', ?) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-)
-UNFOLDED_HITS = """
-SELECT h.site_id, h.created_at, h.path, h.referrer, h.source, h.country, h.browser_name,
-       h.platform_name, h.is_unique, s.timezone
-FROM hits h JOIN sites s ON s.id = h.site_id
-WHERE h.id > ? AND h.id <= ?
-"""
-FOLD_CHUNK = 100_000  # hit ids per pass when folding from the raw rows
-BLOCKS_WATERMARK = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'blocks_complete_until'"
 MAX_EVENT_ID = "SELECT COALESCE(MAX(id), 0) FROM events"
 RECENT_UNIQUE_HASHES = """
 SELECT unique_hash, created_at / 86400 FROM hits
@@ -179,8 +149,14 @@ class _EventJob:
 
 
 @dataclass(eq=False)
-class _FoldJob:
+class _FoldJob:  # fold everything now (Writer.fold)
     future: asyncio.Future[None]
+    rows: tuple[()] = ()
+
+
+@dataclass(eq=False)
+class _ApplyJob:  # store a fold computed beside the writer
+    computed: Fold | None
     rows: tuple[()] = ()
 
 
@@ -193,7 +169,7 @@ class _FnJob:
 
 
 _RowJob = _HitJob | _EventJob
-_Job = _HitJob | _EventJob | _FnJob | _FoldJob
+_Job = _HitJob | _EventJob | _FnJob | _FoldJob | _ApplyJob
 
 
 class Writer:
@@ -202,6 +178,7 @@ class Writer:
         conn: aiosqlite.Connection,
         *,
         lock: asyncio.Lock,
+        fold_conn: aiosqlite.Connection | None = None,
         # 4,000: four concurrent 1,000-hit batch requests share one transaction, so COMMIT,
         # the rollup upserts (keys repeat across requests) and the pages written are paid once;
         # measured with bench_ingest_batch.py (A/B, same machine): 36.7k/37.2k hits/s with
@@ -237,13 +214,14 @@ class Writer:
         self._fold_seconds = fold_seconds
         self._fold_idle = fold_idle_seconds
         self._fold_rows = fold_rows
-        # Hits committed by this writer and not folded yet: ids tail_first .. tail_first +
-        # len - 1 (contiguous unless tail_gap), with their unique flags (see the docstring).
-        self._tail: list[HitRow] = []
-        self._tail_uniques: list[int] = []
-        self._tail_first = 0
-        self._tail_gap = False  # another writer's ids in between, or the tail was dropped
-        self._tail_since = 0.0  # monotonic time of the oldest unfolded hit
+        # Folds are computed on fold_conn (a reader of the same file), beside the commits; without
+        # one (:memory:) the writer folds in its own transactions.
+        self._fold_conn = fold_conn
+        self._computing: asyncio.Task[None] | None = None
+        self._committed_top = 0  # the newest hit id this writer committed
+        self._folded_top = 0  # every hit id up to here is in the rollups
+        self._fold_started = 0.0  # monotonic time the last fold was started
+        self._rows_since_fold = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -278,6 +256,12 @@ class Writer:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
+
+    async def close_fold_connection(self) -> None:
+        """Close the connection folds are computed on (after ``close``)."""
+        if self._fold_conn is not None:
+            conn, self._fold_conn = self._fold_conn, None
+            await conn.close()
 
     @property
     def pending_rows(self) -> int:
@@ -343,7 +327,7 @@ class Writer:
     @property
     def unfolded(self) -> bool:
         """True while hits this writer committed are not in the rollups yet."""
-        return bool(self._tail) or self._tail_gap
+        return self._committed_top > self._folded_top
 
     async def fold(self) -> None:
         """Fold every committed hit not in the rollups yet (this writer's, and any another
@@ -358,11 +342,11 @@ class Writer:
     async def _run(self) -> None:
         stop = False
         while not stop:
-            if self._tail and self._queue.empty():
+            if self.unfolded and self._computing is None and self._queue.empty():
                 try:
                     job = await asyncio.wait_for(self._queue.get(), self._fold_idle)
                 except TimeoutError:  # idle: fold now rather than when someone reads
-                    await self._fold()
+                    await self._start_fold()
                     continue
             else:
                 job = await self._queue.get()
@@ -378,11 +362,15 @@ class Writer:
                 batch.append(nxt)
                 rows += len(nxt.rows)
             await self._process(batch)
-            if self._tail and (
-                len(self._tail) >= self._fold_rows
-                or time.monotonic() - self._tail_since >= self._fold_seconds
+            if (
+                self.unfolded
+                and self._computing is None
+                and (
+                    self._rows_since_fold >= self._fold_rows
+                    or time.monotonic() - self._fold_started >= self._fold_seconds
+                )
             ):
-                await self._fold()
+                await self._start_fold()
         # Drain whatever arrived between the stop marker and now (nothing new is accepted).
         leftovers: list[_Job] = []
         while not self._queue.empty():
@@ -391,8 +379,10 @@ class Writer:
                 leftovers.append(job)
         if leftovers:
             await self._process(leftovers)
+        if self._computing is not None:
+            await self._computing
         if self.unfolded:
-            await self._fold()
+            await self._fold_now()
 
     async def _process(self, batch: list[_Job]) -> None:
         run: list[_RowJob] = []
@@ -403,16 +393,94 @@ class Writer:
             if run:
                 await self._commit_hit_jobs(run)
                 run = []
-            if isinstance(job, _FoldJob):
-                await self._fold()
+            if isinstance(job, _ApplyJob):
+                self._computing = None
+                if job.computed is not None:
+                    await self._apply(job.computed)
+            elif isinstance(job, _FoldJob):
+                await self._fold_now()
                 if not job.future.done():
                     job.future.set_result(None)
-                continue
-            if self.unfolded:  # what the job reads or deletes must include every hit
-                await self._fold()
-            await self._commit_fn_job(job)
+            else:
+                if self.unfolded:  # what the job reads or deletes must count every hit
+                    await self._fold_now()
+                await self._commit_fn_job(job)
         if run:
             await self._commit_hit_jobs(run)
+
+    # -- folding (fold.py) ----------------------------------------------------------------------
+
+    async def _start_fold(self) -> None:
+        self._fold_started, self._rows_since_fold = time.monotonic(), 0
+        if self._fold_conn is None:
+            await self._fold_now()
+        else:
+            self._computing = asyncio.create_task(self._compute(self._fold_conn))
+
+    async def _compute(self, conn: aiosqlite.Connection) -> None:
+        """Read a fold on ``conn`` (one read transaction), then queue it for the writer."""
+        complete_until = self.blocks_complete_until
+
+        def read(raw: sqlite3.Connection) -> Fold:
+            raw.execute("BEGIN")
+            try:
+                return fold.compute(raw, complete_until)
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("COMMIT")
+
+        computed: Fold | None = None
+        try:
+            computed = await db.on_connection_thread(conn, read)
+        except Exception as exc:  # retried at the next trigger
+            log.warning("computing a fold of the rollups failed: %s", exc)
+        self._queue.put_nowait(_ApplyJob(computed))
+
+    async def _apply(self, computed: Fold) -> None:
+        def transaction(raw: sqlite3.Connection) -> bool:
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                applied = fold.apply(raw, computed)
+                raw.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
+                raise
+            return applied
+
+        try:
+            async with self.lock:
+                applied = await db.on_connection_thread(self._conn, transaction)
+        except Exception as exc:
+            log.warning("folding hits into the rollups failed: %s", exc)
+            return
+        if applied:  # else the mark moved (fold_now, another process): a later fold counts them
+            self._folded_top = max(self._folded_top, computed.top)
+
+    async def _fold_now(self) -> None:
+        """Fold every committed hit in one write transaction. On failure nothing changes: the
+        hits are committed, only their counts wait, and readers go on with the last fold."""
+        complete_until = self.blocks_complete_until
+        self._fold_started, self._rows_since_fold = time.monotonic(), 0
+
+        def transaction(raw: sqlite3.Connection) -> int:
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                top = fold.fold_all(raw, complete_until)
+                raw.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
+                raise
+            return top
+
+        try:
+            async with self.lock:
+                top = await db.on_connection_thread(self._conn, transaction)
+        except Exception as exc:
+            log.warning("folding hits into the rollups failed: %s", exc)
+            return
+        self._folded_top = max(self._folded_top, top)
 
     async def _commit_fn_job(self, job: _FnJob) -> None:
         try:
@@ -460,8 +528,6 @@ class Writer:
         complete_until_here = self.blocks_complete_until
         journeys_until = self.journeys_built_until
         seen, seen_events = self._seen, self._seen_events
-        hit_rows: list[HitRow] = []  # the committed hits, for the next fold
-        hit_uniques: list[int] = []
 
         def transaction(
             raw: sqlite3.Connection,
@@ -479,11 +545,10 @@ class Writer:
             try:
                 # Read under the write lock: another process (the CLI) may have inserted rows,
                 # or (a server) moved the block watermark since this one last looked.
-                found = raw.execute(BLOCKS_WATERMARK).fetchone()
+                found = raw.execute(pyramid.READ_WATERMARK).fetchone()
                 complete_until = max(complete_until_here, int(found[0]) if found else 0)
                 late = False  # a row before the watermark: kept settled totals go stale
                 next_id = next_event_id = -1
-                first_id = 0
                 for job in jobs:
                     stored: list[Stored] = []
                     if job.before is not None:
@@ -493,8 +558,7 @@ class Writer:
                         job.rows = rows
                     if isinstance(job, _HitJob):
                         if next_id < 0:
-                            next_id = int(raw.execute(MAX_HIT_ID).fetchone()[0])
-                            first_id = next_id + 1
+                            next_id = int(raw.execute(fold.MAX_HIT_ID).fetchone()[0])
                         given = job.uniques
                         for i, hit in enumerate(job.rows):
                             next_id += 1
@@ -505,8 +569,6 @@ class Writer:
                                 if unique:
                                     new_seen[hit.utc_day].add(hit.unique_hash)
                             inserts.append((next_id, *hit[:13], unique))
-                            hit_rows.append(hit)
-                            hit_uniques.append(unique)
                             if hit.utc_day < complete_until:  # late: its blocks may exist
                                 _add_block_rollups(blocks, hit, unique, complete_until)
                                 late = True
@@ -568,131 +630,22 @@ class Writer:
                 with contextlib.suppress(sqlite3.Error):
                     raw.execute("ROLLBACK")
                 raise
-            return results, new_seen, new_seen_events, first_id
+            return results, new_seen, new_seen_events, next_id
 
         async with self.lock:
-            results, new_seen, new_seen_events, first_id = await db.on_connection_thread(
+            results, new_seen, new_seen_events, last_id = await db.on_connection_thread(
                 self._conn, transaction
             )
         _remember(self._seen, new_seen)
         _remember(self._seen_events, new_seen_events)
-        if hit_rows:
-            self._add_to_tail(first_id, hit_rows, hit_uniques)
+        if last_id > self._committed_top:
+            self._rows_since_fold += last_id - self._committed_top
+            self._committed_top = last_id
         return results
-
-    def _add_to_tail(self, first_id: int, rows: list[HitRow], uniques: list[int]) -> None:
-        if not self._tail:
-            self._tail_first = first_id
-            self._tail_since = time.monotonic()
-        elif first_id != self._tail_first + len(self._tail):
-            self._tail_gap = True  # another writer's hits in between: fold from the raw rows
-        if self._tail_gap or len(self._tail) > 4 * self._fold_rows:
-            # Folding keeps failing (or will read raw anyway): stop holding rows in memory.
-            self._tail_gap = True
-            self._tail, self._tail_uniques = [], []
-            return
-        self._tail += rows
-        self._tail_uniques += uniques
-
-    async def _fold(self) -> None:
-        """One transaction: the daily and all-time rollups of every hit above the fold mark,
-        and the new mark. On failure nothing changes, and the next trigger tries again."""
-        tail, uniques = self._tail, self._tail_uniques
-        first, gap = self._tail_first, self._tail_gap
-        complete_until_here = self.blocks_complete_until
-
-        def transaction(raw: sqlite3.Connection) -> None:
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                fold_committed(raw, complete_until_here, None if gap else (first, tail, uniques))
-                raw.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    raw.execute("ROLLBACK")
-                raise
-
-        try:
-            async with self.lock:
-                await db.on_connection_thread(self._conn, transaction)
-        except Exception as exc:
-            # The hits are committed; only their rollups wait. Readers go on with the last
-            # fold rather than fail; the next trigger (a second from now at the latest) retries.
-            log.warning("folding hits into the rollups failed: %s", exc)
-            self._tail_since = time.monotonic()
-            return
-        self._tail, self._tail_uniques, self._tail_gap = [], [], False
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error, ValueError):
             await self._conn.execute("ROLLBACK")
-
-
-def fold_committed(
-    raw: sqlite3.Connection,
-    complete_until: int = 0,
-    tail: tuple[int, list[HitRow], list[int]] | None = None,
-) -> None:
-    """Inside the caller's write transaction: fold every hit above the fold mark into the
-    rollups and move the mark. ``tail`` (first id, rows, unique flags) are hits the caller
-    committed; they are used instead of reading the raw rows back when they are exactly the
-    unfolded ones."""
-    folded, top = raw.execute(FOLD_BOUNDS).fetchone()
-    if top <= folded:
-        return
-    found = raw.execute(BLOCKS_WATERMARK).fetchone()
-    complete_until = max(complete_until, int(found[0]) if found else 0)
-    if tail is not None and tail[1] and folded == tail[0] - 1 and top == tail[0] + len(tail[1]) - 1:
-        _fold_rows(raw, tail[1], tail[2], complete_until)
-    else:
-        for start in range(folded, top, FOLD_CHUNK):
-            rows, uniques = _unfolded_hits(raw, start, min(top, start + FOLD_CHUNK))
-            _fold_rows(raw, rows, uniques, complete_until)
-    raw.execute(SET_FOLDED, (str(top),))
-
-
-def _fold_rows(
-    raw: sqlite3.Connection, rows: list[HitRow], uniques: list[int], complete_until: int
-) -> None:
-    day_rows, all_time_rows = _hit_rollup_rows(rows, uniques)
-    raw.executemany(UPSERT_ROLLUP, day_rows)
-    if all_time_rows:
-        raw.executemany(pyramid.UPSERT_BLOCK, all_time_rows)
-    if rows and min(row.utc_day for row in rows) < complete_until:
-        # A day whose grouped totals may be kept (settled.py) changed after its hit's commit.
-        raw.execute(settled.BUMP_VERSION)
-
-
-def _unfolded_hits(
-    raw: sqlite3.Connection, after: int, until: int
-) -> tuple[list[HitRow], list[int]]:
-    """Hits with after < id <= until as HitRows carrying what the rollups need."""
-    rows: list[HitRow] = []
-    uniques: list[int] = []
-    for site, at, path, referrer, source, country, browser, platform, unique, tz in raw.execute(
-        UNFOLDED_HITS, (after, until)
-    ):
-        day = at // clock.SECONDS_PER_DAY
-        rows.append(
-            HitRow(
-                site,
-                at,
-                path,
-                None,
-                referrer,
-                source,
-                country,
-                browser,
-                platform,
-                0,
-                None,
-                "",
-                "",
-                day,
-                clock.local_day(tz, at),
-            )
-        )
-        uniques.append(unique)
-    return rows, uniques
 
 
 def _first_today(
@@ -719,8 +672,6 @@ def _remember(seen: dict[int, Seen], new_seen: dict[int, set[str]]) -> None:
 
 # (rollup code, HitRow index) for each dimension, resolved once instead of getattr per hit.
 _DIM_INDEXES = tuple((code, HitRow._fields.index(column)) for code, column in _DIM_FIELDS)
-_PATH_CODE, _PATH_COLUMN = DIMENSIONS["path"]
-_PATH_INDEX = HitRow._fields.index(_PATH_COLUMN)
 
 
 _EVENT_DIM_INDEXES = tuple(
@@ -741,62 +692,6 @@ def _add_event_block_rollups(
     values = [(EVENT_TOTAL, "")]
     values += [(code, str(event[index] or "")) for code, index in _EVENT_DIM_INDEXES]
     _add_blocks(acc, event.site_id, event.utc_day, event.local_day, values, unique, complete_until)
-
-
-def _hit_rollup_rows(
-    hits: list[HitRow], uniques: list[int]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """UPSERT_ROLLUP rows (site, dim, utc day, local day, value, hits, uniques) and all-time
-    path rows for UPSERT_BLOCK, counted over a batch of hits.
-
-    Why in bulk: building a key per hit and dimension in a Python loop cost ~6 µs a hit on the
-    writer's thread, whose time bounds batch ingestion; ``Counter`` counts in C. A batch is
-    nearly always one site and one (UTC day, local day): then each dimension is counted by its
-    values alone (strings cache their hash); other batches (imports, midnight) are split."""
-    if not hits:
-        return [], []
-    columns = list(zip(*hits, strict=True))
-    keys = list(zip(columns[0], columns[13], columns[14], strict=True))  # site, utc, local
-    groups = Counter(keys)
-    if len(groups) > 1:
-        day_rows: list[tuple[Any, ...]] = []
-        all_time: dict[tuple[int, str], list[int]] = {}
-        for group in groups:
-            picked = [i for i, key in enumerate(keys) if key == group]
-            part_rows, part_all_time = _hit_rollup_rows(
-                [hits[i] for i in picked], [uniques[i] for i in picked]
-            )
-            day_rows += part_rows
-            for row in part_all_time:  # one all-time row per (site, path) in the batch
-                slot = all_time.setdefault((row[0], row[5]), [0, 0])
-                slot[0] += row[6]
-                slot[1] += row[7]
-        return day_rows, [
-            (site, _PATH_CODE, pyramid.ALL_TIME, 0, 0, path, n, u)
-            for (site, path), (n, u) in all_time.items()
-        ]
-    ((site, utc, local),) = groups
-    rows: list[tuple[Any, ...]] = [(site, TOTAL, utc, local, "", len(hits), sum(uniques))]
-    paths: list[tuple[Any, ...]] = []
-    for code, index in _DIM_INDEXES:
-        values = columns[index]
-        counts = _without_none(Counter(values))
-        unique = _without_none(Counter(compress(values, uniques)))
-        rows += [(site, code, utc, local, v, n, unique[v]) for v, n in counts.items()]
-        if index == _PATH_INDEX:
-            paths = [
-                (site, _PATH_CODE, pyramid.ALL_TIME, 0, 0, v, n, unique[v])
-                for v, n in counts.items()
-            ]
-    return rows, paths
-
-
-def _without_none(counts: Counter[Any]) -> Counter[Any]:
-    """A rollup value is never NULL: a missing value is counted as ''."""
-    missing = counts.pop(None, 0)
-    if missing:
-        counts[""] += missing
-    return counts
 
 
 def _count(acc: dict[Any, list[int]], keys: list[Any], unique: int) -> None:
