@@ -5,8 +5,7 @@ with the CPU time of the server's threads.
 Each server runs in its own process on its own fresh database; every round measures all of them
 in turn. Always the trivial app (benchmarks/trivial_app.py, the framework's ceiling as in
 bench_ingest_single.py) and the real server (tinytrack serve); then the diag_serve.py variants
-named by --variants (default: rollup-log, hits-only, sleep:1.2, nodb; also trigger and
-trigger-multi; diag_serve.py describes each).
+named by --variants (default: no-fold, sleep:1.2, nodb; diag_serve.py describes each).
 
 Per run it prints req/s, the ratio to the trivial app's run in the same round, and the CPU use
 of the server's event-loop thread, of its busiest other thread (the SQLite writer's) and of
@@ -14,7 +13,7 @@ the whole process, read from /proc (Linux). It reports; it judges nothing.
 
     apt-get install -y wrk
     .venv/bin/python benchmarks/bench_single_breakdown.py [--seconds 10 --repeat 2]
-    .venv/bin/python benchmarks/bench_single_breakdown.py --variants trigger,hits-only
+    .venv/bin/python benchmarks/bench_single_breakdown.py --variants no-fold
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--variants",
-        default="rollup-log,hits-only,sleep:1.2,nodb",
+        default="no-fold,sleep:1.2,nodb",
         help="diag_serve.py variants to run beside the trivial app and tinytrack",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")

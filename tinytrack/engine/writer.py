@@ -166,6 +166,7 @@ class _FnJob:
     future: asyncio.Future[Any] | None
     rows: list[HitRow] = field(default_factory=list)
     after_commit: Callable[[], None] | None = None
+    needs_fold: bool = True  # reads or deletes hits or rollups: fold every hit first
 
 
 _RowJob = _HitJob | _EventJob
@@ -319,10 +320,11 @@ class Writer:
         return await future
 
     def run_later(self, fn: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> None:
-        """Fire-and-forget variant for bookkeeping (e.g. a key's last_used_at)."""
+        """Fire-and-forget variant for bookkeeping (e.g. a key's last_used_at) that touches
+        neither hits nor rollups."""
         if self._closing or self._task is None:
             return
-        self._queue.put_nowait(_FnJob(fn, None))
+        self._queue.put_nowait(_FnJob(fn, None, needs_fold=False))
 
     @property
     def unfolded(self) -> bool:
@@ -402,7 +404,7 @@ class Writer:
                 if not job.future.done():
                     job.future.set_result(None)
             else:
-                if self.unfolded:  # what the job reads or deletes must count every hit
+                if job.needs_fold and self.unfolded:  # what it reads must count every hit
                     await self._fold_now()
                 await self._commit_fn_job(job)
         if run:
