@@ -372,8 +372,8 @@ class SiteRef(Struct, kw_only=True):
 
 
 class CacheInfo(Struct, kw_only=True):
-    """The seed's leaderboard is cached for an hour; tinytrack's is computed from rollups kept
-    current in every write transaction, so it is never stale: ``cached_at`` and
+    """The seed's leaderboard is cached for an hour; tinytrack's is computed from rollups that
+    every read first brings up to date, so it is never stale: ``cached_at`` and
     ``expires_at`` are the moment of the answer, and ``always_fresh`` says so."""
 
     cached_at: str

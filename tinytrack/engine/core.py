@@ -1337,8 +1337,8 @@ class Engine:
     ) -> LeaderboardPage:
         """All-time paths by hits, with unique hits and the share of all the site's hits.
 
-        Read on every call from the all-time path totals (``pyramid.ALL_TIME``), which the
-        writer keeps current in each write transaction: never stale, so nothing is cached."""
+        Read on every call from the all-time path totals (``pyramid.ALL_TIME``), which every
+        read first brings up to date (the fold, fold.py): never stale, so nothing is cached."""
         site = await self._site_info(site_id)
         _check_page(page, per_page, params.MAX_PER_PAGE)
         async with self._read() as conn:

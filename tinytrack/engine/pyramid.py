@@ -9,7 +9,8 @@ How it stays exact and cheap:
   watermark D (``blocks_complete_until`` in meta, a UTC day number), so live ingestion, which
   always writes today's day, pays nothing extra.
 - A late hit (imported or back-dated) whose day falls in an already-built block updates that
-  block too, in the same transaction as its daily row (``block_keys``).
+  block too, in the hit's own transaction; its daily row comes with the next fold (fold.py),
+  which every read and every block build waits for.
 - Blocks carry both the UTC block and the site-local block of their hits, like the daily table.
 """
 

@@ -14,10 +14,11 @@ the grouped totals of their hits before the watermark's UTC midnight in the same
 filter: those hits change only through the same late writes.
 
 Exactness: the writer bumps meta ``settled_version`` in the same transaction as any write to a
-UTC day before D (``writer.py``), and a query reads that version, the kept totals' source rows
-(when it must build them) and the live rows inside one read transaction. Kept totals are used
-only at the version they were built at, so every answer equals a plain GROUP BY over the same
-snapshot; a late write costs the next query a rebuild, never a wrong count.
+UTC day before D (``writer.py``; and so does a fold that counts such hits, ``fold.py``), and a
+query reads that version, the kept totals' source rows (when it must build them) and the live
+rows inside one read transaction. Kept totals are used only at the version they were built at,
+so every answer equals a plain GROUP BY over the same snapshot; a late write costs the next
+query a rebuild, never a wrong count.
 
 Memory: about 170 bytes per kept group (value text, index entry, two counters; measured with
 tracemalloc on the benchmark's 130k referrer URLs); the least recently used totals are dropped

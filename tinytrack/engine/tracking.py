@@ -4,7 +4,7 @@ Order of work, so that a rejected request writes nothing: everything is validate
 is prepared first (pure: ``ingest``); then ONE writer job resolves the session (by id, or the
 visitor's session covering the action's time, or a new one), the goal (created when named for
 the first time) and writes visitor / session properties; then the hit or event goes through the
-writer like any other (rollups in the same transaction). A repeated goal completion is not
+writer like any other (and into the rollups like any other). A repeated goal completion is not
 stored twice: its order id is per goal and session, and revenue sent later is added to the
 completion if it had none.
 """
