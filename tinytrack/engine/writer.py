@@ -221,7 +221,7 @@ class Writer:
         self._computing: asyncio.Task[None] | None = None
         self._committed_top = 0  # the newest hit id this writer committed
         self._folded_top = 0  # every hit id up to here is in the rollups
-        self._fold_started = 0.0  # monotonic time the last fold was started
+        self._fold_started = time.monotonic()  # when the last fold was started
         self._rows_since_fold = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
