@@ -180,10 +180,11 @@ class Writer:
         *,
         lock: asyncio.Lock,
         fold_conn: aiosqlite.Connection | None = None,
-        # 4,000: four concurrent 1,000-hit batch requests share one transaction, so COMMIT,
-        # the rollup upserts (keys repeat across requests) and the pages written are paid once;
-        # measured with bench_ingest_batch.py (A/B, same machine): 36.7k/37.2k hits/s with
-        # 1,000 against 42.7k/41.1k. A single hit still commits as soon as the writer is free.
+        # 4,000: four concurrent 1,000-hit batch requests share one transaction, so COMMIT and
+        # the pages written are paid once; measured with bench_ingest_batch.py (A/B, same
+        # machine, when the rollups were still upserted in this transaction): 36.7k/37.2k
+        # hits/s with 1,000 against 42.7k/41.1k. A single hit still commits as soon as the
+        # writer is free.
         max_batch_rows: int = 4000,
         max_pending_rows: int = 20_000,
         fold_seconds: float = 1.0,
