@@ -23,6 +23,11 @@ day and the phase is skipped). Those hits stay in the database: path ``/bench/li
     .venv/bin/python benchmarks/generate.py --db benchmarks/data/bench10m.db      # once
     .venv/bin/python benchmarks/bench_queries.py --db benchmarks/data/bench10m.db
 
+With ``--during-ingest N`` a fourth HTTP measurement runs the same queries while N clients keep
+posting 1,000-hit ``/hits/batch`` requests for today (same live hits), so every query also waits
+for the fold of the hits committed meanwhile (tinytrack.engine.fold). It is reported (median,
+p95 and the ingest rate reached), not judged: the targets are for queries alone.
+
 Creates one read-only and one full-access API key in the database per run, and the live hits.
 """
 
@@ -35,6 +40,7 @@ import http.client
 import json
 import sqlite3
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +180,59 @@ def http_latencies(
     return out
 
 
+def ingest_until(
+    port: int, site_id: int, token: str, bodies: list[bytes], stop: threading.Event,
+    posted: list[int],
+) -> None:
+    """Post batches back to back until ``stop``; adds each acknowledged batch's size to
+    ``posted`` (a one-element list shared with the caller)."""
+    conn = http.client.HTTPConnection(common.LOOPBACK, port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    sent = 0
+    try:
+        while not stop.is_set():
+            conn.request("POST", f"/api/v1/sites/{site_id}/hits/batch",
+                         body=bodies[sent % len(bodies)], headers=headers)
+            sent += 1
+            resp = conn.getresponse()
+            answer = json.loads(resp.read())
+            if resp.status != 200 or answer["error_count"]:
+                sys.exit(f"error: background batch answered {resp.status}")
+            posted[0] += answer["created_count"]
+    finally:
+        conn.close()
+
+
+def during_ingest(
+    db: Path, site_id: int, token: str, cases: list[Case], args: argparse.Namespace
+) -> tuple[dict[Case, tuple[list[float], Any]], float]:
+    """The HTTP queries while ``args.during_ingest`` clients post 1,000-hit batches; returns
+    the latencies and the hits/s the clients had acknowledged meanwhile."""
+    _, write_token = common.seed_db(db, access="full_access")
+    bodies = live_bodies(1000, seed=99)
+    port = common.free_port()
+    stop = threading.Event()
+    posted = [0]
+    with common.Server("tinytrack", common.tinytrack_serve_cmd(db, port), port):
+        clients = [
+            threading.Thread(target=ingest_until,
+                             args=(port, site_id, write_token, bodies, stop, posted))
+            for _ in range(args.during_ingest)
+        ]
+        for client in clients:
+            client.start()
+        started = time.perf_counter()
+        try:
+            result = http_latencies(
+                port, site_id, token, cases, args.runs, args.warmup, args.per_page
+            )
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(timeout=120)
+        return result, posted[0] / (time.perf_counter() - started)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"(default {DEFAULT_DB})")
@@ -183,6 +242,8 @@ def main() -> int:
     parser.add_argument("--per-page", type=int, default=100)
     parser.add_argument("--live-hits", type=int, default=20,
                         help="hits written before each query of the third phase (0: skip it)")
+    parser.add_argument("--during-ingest", type=int, default=0, metavar="N",
+                        help="also query while N clients post 1,000-hit batches (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -235,6 +296,9 @@ def main() -> int:
             )
     else:
         print("(HTTP + writes skipped: the data's last day is not today, or --live-hits 0)")
+    ingesting: dict[Case, tuple[list[float], Any]] = {}
+    if args.during_ingest > 0 and live:
+        ingesting, ingest_rate = during_ingest(db, site_id, token, cases, args)
 
     print()
     print(f"  {'query':<28}{'groups':>9}{'first ms':>16}{'library ms':>18}{'HTTP ms':>18}"
@@ -271,6 +335,13 @@ def main() -> int:
             "http_writes_p95": w_p95 if w_samples else None,
             "target_ms": target, "met": met,
         })
+    if ingesting:
+        print(f"\n  during ingest: {args.during_ingest} clients posting 1,000-hit batches, "
+              f"{ingest_rate:,.0f} hits/s acknowledged meanwhile (reported, not judged)")
+        for case in cases:
+            i_med, i_p95 = summary(ingesting[case][0])
+            print(f"  {case.name:<28} HTTP median {i_med:>7.1f} ms   p95 {i_p95:>7.1f} ms")
+            rows[cases.index(case)]["http_during_ingest_ms"] = ingesting[case][0]
     print("\nverdict: the p95s of library, HTTP and HTTP + writes against the target; the first "
           "query of a range (kept totals built) is reported, not judged")
     print(f"\nall query targets {common.verdict(all_met)}")
