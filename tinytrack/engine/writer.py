@@ -440,50 +440,40 @@ class Writer:
         self._queue.put_nowait(_ApplyJob(computed))
 
     async def _apply(self, computed: Fold) -> None:
-        def transaction(raw: sqlite3.Connection) -> bool:
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                applied = fold.apply(raw, computed)
-                raw.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    raw.execute("ROLLBACK")
-                raise
-            return applied
-
-        try:
-            async with self.lock:
-                applied = await db.on_connection_thread(self._conn, transaction)
-        except Exception as exc:
-            log.warning("folding hits into the rollups failed: %s", exc)
-            return
+        applied = await self._fold_transaction(lambda raw: fold.apply(raw, computed))
         if applied:  # else the mark moved (fold_now, another process): a later fold counts them
             self._folded_top = max(self._folded_top, computed.top)
 
     async def _fold_now(self) -> None:
-        """Fold every committed hit in one write transaction. On failure nothing changes: the
-        hits are committed, only their counts wait, and readers go on with the last fold."""
+        """Fold every committed hit in one write transaction."""
         complete_until = self.blocks_complete_until
         self._fold_started, self._rows_since_fold = time.monotonic(), 0
+        top = await self._fold_transaction(lambda raw: fold.fold_all(raw, complete_until))
+        if top is not None:
+            self._folded_top = max(self._folded_top, top)
 
-        def transaction(raw: sqlite3.Connection) -> int:
+    async def _fold_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
+        """``fn(raw)`` in one write transaction; None if it failed. Then nothing changed: the
+        hits are committed, only their counts wait, readers go on with the last fold, and the
+        next trigger (a second from now at the latest) tries again."""
+
+        def transaction(raw: sqlite3.Connection) -> T:
             raw.execute("BEGIN IMMEDIATE")
             try:
-                top = fold.fold_all(raw, complete_until)
+                result = fn(raw)
                 raw.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     raw.execute("ROLLBACK")
                 raise
-            return top
+            return result
 
         try:
             async with self.lock:
-                top = await db.on_connection_thread(self._conn, transaction)
+                return await db.on_connection_thread(self._conn, transaction)
         except Exception as exc:
             log.warning("folding hits into the rollups failed: %s", exc)
-            return
-        self._folded_top = max(self._folded_top, top)
+            return None
 
     async def _commit_fn_job(self, job: _FnJob) -> None:
         try:
